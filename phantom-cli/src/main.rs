@@ -1,0 +1,2 @@
+//! `phantom`: the command-line front end of PhantomDB.
+fn main() {}

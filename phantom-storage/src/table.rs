@@ -1,0 +1,217 @@
+//! A table: a schema and its rows, keyed by stable row ids, with a primary-key index.
+//!
+//! Rows live in persistent (copy-on-write) maps from the `imbl` crate, so cloning a table is
+//! O(1) and a snapshot can hold a consistent view while writers go on changing the live one.
+//!
+//! Invariants, enforced by every mutating method (a failed call changes nothing):
+//! - every row conforms to the schema (arity, types, NOT NULL);
+//! - row ids are unique and `next_row_id` is greater than every id in the table;
+//! - the primary-key index maps each key of a row to that row's id, and nothing else.
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use crate::error::{Error, Result};
+use crate::schema::Schema;
+use crate::value::Value;
+
+/// Stable identifier of a row within its table; never reused while the table exists.
+pub type RowId = u64;
+
+/// The values of one row, one per column in schema order. Cheap to clone.
+pub type Row = Arc<[Value]>;
+
+/// A table of one database.
+#[derive(Clone, Debug)]
+pub struct Table {
+    name: String,
+    schema: Arc<Schema>,
+    rows: OrdMap<RowId, Row>,
+    pk_index: OrdMap<Value, RowId>,
+    next_row_id: RowId,
+}
+
+impl Table {
+    /// An empty table. The name is the caller's responsibility to validate (the catalog does).
+    pub fn new(name: impl Into<String>, schema: Schema) -> Table {
+        Table {
+            name: name.into(),
+            schema: Arc::new(schema),
+            rows: OrdMap::new(),
+            pk_index: OrdMap::new(),
+            next_row_id: 1,
+        }
+    }
+
+    /// Table name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// `true` when the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The id the next inserted row will get.
+    pub fn next_row_id(&self) -> RowId {
+        self.next_row_id
+    }
+
+    /// Rows in row-id order (which is insertion order).
+    pub fn rows(&self) -> impl Iterator<Item = (RowId, &Row)> + '_ {
+        self.rows.iter().map(|(id, row)| (*id, row))
+    }
+
+    /// One row by id.
+    pub fn get(&self, id: RowId) -> Option<&Row> {
+        self.rows.get(&id)
+    }
+
+    /// The id of the row whose primary key equals `key` (indexed; `None` without a primary key).
+    pub fn lookup_primary_key(&self, key: &Value) -> Option<RowId> {
+        self.pk_index.get(key).copied()
+    }
+
+    fn check_key_free(&self, values: &[Value], except: Option<RowId>) -> Result<()> {
+        if let Some(pk) = self.schema.primary_key() {
+            if let Some(&owner) = self.pk_index.get(&values[pk]) {
+                if Some(owner) != except {
+                    return Err(Error::DuplicateKey {
+                        table: self.name.clone(),
+                        column: self.schema.columns()[pk].name.clone(),
+                        value: values[pk].to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a row under the next free row id and returns that id.
+    pub fn insert(&mut self, values: Vec<Value>) -> Result<RowId> {
+        let id = self.next_row_id;
+        self.insert_with_id(id, values)?;
+        Ok(id)
+    }
+
+    /// Inserts a row under a given id (log replay and image loading use this).
+    pub fn insert_with_id(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
+        self.schema.check_row(&self.name, &values)?;
+        if self.rows.contains_key(&id) {
+            return Err(Error::RowIdInUse {
+                table: self.name.clone(),
+                row_id: id,
+            });
+        }
+        self.check_key_free(&values, None)?;
+        if let Some(pk) = self.schema.primary_key() {
+            self.pk_index.insert(values[pk].clone(), id);
+        }
+        self.rows.insert(id, Arc::from(values));
+        self.next_row_id = self.next_row_id.max(id.saturating_add(1));
+        Ok(())
+    }
+
+    /// Replaces the row `id` with a new full image.
+    pub fn update(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
+        self.schema.check_row(&self.name, &values)?;
+        let Some(old) = self.rows.get(&id).cloned() else {
+            return Err(Error::RowNotFound {
+                table: self.name.clone(),
+                row_id: id,
+            });
+        };
+        self.check_key_free(&values, Some(id))?;
+        if let Some(pk) = self.schema.primary_key() {
+            self.pk_index.remove(&old[pk]);
+            self.pk_index.insert(values[pk].clone(), id);
+        }
+        self.rows.insert(id, Arc::from(values));
+        Ok(())
+    }
+
+    /// Removes the row `id` and returns it.
+    pub fn delete(&mut self, id: RowId) -> Result<Row> {
+        let Some(old) = self.rows.remove(&id) else {
+            return Err(Error::RowNotFound {
+                table: self.name.clone(),
+                row_id: id,
+            });
+        };
+        if let Some(pk) = self.schema.primary_key() {
+            self.pk_index.remove(&old[pk]);
+        }
+        Ok(old)
+    }
+
+    /// Sets the next row id (image loading: ids of deleted rows are never reused). Values
+    /// at or below an existing id are ignored.
+    pub fn set_next_row_id(&mut self, next: RowId) {
+        self.next_row_id = self.next_row_id.max(next);
+    }
+}
+
+impl PartialEq for Table {
+    /// Tables are equal when name, schema, rows (with their ids) and next row id are equal.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.schema == other.schema
+            && self.next_row_id == other.next_row_id
+            && self.rows == other.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, ColumnType};
+
+    fn users() -> Table {
+        let schema = Schema::new(
+            "users",
+            vec![
+                Column::new("id", ColumnType::Int).primary_key(),
+                Column::new("name", ColumnType::String),
+            ],
+        )
+        .expect("schema");
+        Table::new("users", schema)
+    }
+
+    #[test]
+    fn rejected_rows_change_nothing() {
+        let mut t = users();
+        t.insert(vec![Value::Int(1), "a".into()]).expect("insert");
+        let before = t.clone();
+        assert!(matches!(t.insert(vec![Value::Int(1), "b".into()]), Err(Error::DuplicateKey { .. })));
+        assert!(matches!(t.insert(vec![Value::Null, "b".into()]), Err(Error::NullViolation { .. })));
+        assert!(matches!(t.insert(vec!["x".into(), "b".into()]), Err(Error::TypeMismatch { .. })));
+        assert!(matches!(t.insert(vec![Value::Int(2)]), Err(Error::Arity { .. })));
+        assert!(t == before);
+    }
+
+    #[test]
+    fn primary_key_index_follows_updates_and_deletes() {
+        let mut t = users();
+        let id = t.insert(vec![Value::Int(1), "a".into()]).expect("insert");
+        t.update(id, vec![Value::Int(5), "a".into()]).expect("update");
+        assert_eq!(t.lookup_primary_key(&Value::Int(1)), None);
+        assert_eq!(t.lookup_primary_key(&Value::Int(5)), Some(id));
+        t.delete(id).expect("delete");
+        assert_eq!(t.lookup_primary_key(&Value::Int(5)), None);
+        // Row ids are never reused.
+        assert_eq!(t.insert(vec![Value::Int(5), "b".into()]).expect("insert"), id + 1);
+    }
+}
