@@ -85,7 +85,8 @@ impl Catalog {
                 name: name.to_owned(),
             });
         }
-        self.tables.insert(name.to_owned(), Table::new(name, schema));
+        self.tables
+            .insert(name.to_owned(), Table::new(name, schema));
         Ok(())
     }
 
@@ -117,9 +118,11 @@ impl Catalog {
 
     /// A table by name, for changing it.
     pub fn table_mut(&mut self, name: &str) -> Result<&mut Table> {
-        self.tables.get_mut(name).ok_or_else(|| Error::UnknownTable {
-            name: name.to_owned(),
-        })
+        self.tables
+            .get_mut(name)
+            .ok_or_else(|| Error::UnknownTable {
+                name: name.to_owned(),
+            })
     }
 
     /// Tables in name order (the deterministic order every format writes them in).
@@ -180,7 +183,10 @@ impl Catalog {
     }
 
     /// Applies mutations in order, all or nothing.
-    pub fn apply_all<'a>(&mut self, mutations: impl IntoIterator<Item = &'a Mutation>) -> Result<()> {
+    pub fn apply_all<'a>(
+        &mut self,
+        mutations: impl IntoIterator<Item = &'a Mutation>,
+    ) -> Result<()> {
         let mut next = self.clone();
         for m in mutations {
             next.apply(m)?;
@@ -203,17 +209,32 @@ mod tests {
     fn a_failing_batch_applies_nothing() {
         let mut c = Catalog::new();
         let batch = vec![
-            Mutation::CreateTable { table: "t".into(), schema: schema() },
-            Mutation::Insert { table: "t".into(), rows: vec![(1, vec![Value::Int(1)])] },
-            Mutation::Insert { table: "t".into(), rows: vec![(2, vec![Value::Int(1)])] },
+            Mutation::CreateTable {
+                table: "t".into(),
+                schema: schema(),
+            },
+            Mutation::Insert {
+                table: "t".into(),
+                rows: vec![(1, vec![Value::Int(1)])],
+            },
+            Mutation::Insert {
+                table: "t".into(),
+                rows: vec![(2, vec![Value::Int(1)])],
+            },
         ];
-        assert!(matches!(c.apply_all(&batch), Err(Error::DuplicateKey { .. })));
+        assert!(matches!(
+            c.apply_all(&batch),
+            Err(Error::DuplicateKey { .. })
+        ));
         assert!(c.is_empty());
     }
 
     #[test]
     fn table_names_are_validated() {
         let mut c = Catalog::new();
-        assert!(matches!(c.create_table("../x", schema()), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            c.create_table("../x", schema()),
+            Err(Error::InvalidName { .. })
+        ));
     }
 }

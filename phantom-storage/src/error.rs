@@ -5,8 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::types::ColumnType;
 use crate::RowId;
+use crate::types::ColumnType;
 
 /// Where in a file something went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,9 @@ pub enum Error {
 
     // ----- types and values -----
     /// A column type name that is not one of the known types or aliases.
-    #[error("unknown column type {name:?} (known: int, float, string, bool, date, time, timestamp and their aliases)")]
+    #[error(
+        "unknown column type {name:?} (known: int, float, string, bool, date, time, timestamp and their aliases)"
+    )]
     UnknownType {
         /// The type name as given.
         name: String,
@@ -182,7 +184,9 @@ pub enum Error {
         found: u32,
     },
     /// A file that declares a checksum (format version ≥ 1) ends without its checksum line.
-    #[error("missing checksum line: the file declares format version {version} but ends at line {line} without `# Checksum:`")]
+    #[error(
+        "missing checksum line: the file declares format version {version} but ends at line {line} without `# Checksum:`"
+    )]
     MissingChecksum {
         /// The last line read.
         line: u64,

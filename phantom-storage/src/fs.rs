@@ -120,10 +120,14 @@ impl FileSystem for StdFs {
         Ok(Box::new(StdFile(File::create(path)?)))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(Box::new(StdFile(OpenOptions::new().append(true).open(path)?)))
+        Ok(Box::new(StdFile(
+            OpenOptions::new().append(true).open(path)?,
+        )))
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(Box::new(StdFile(OpenOptions::new().write(true).open(path)?)))
+        Ok(Box::new(StdFile(
+            OpenOptions::new().write(true).open(path)?,
+        )))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
@@ -223,7 +227,10 @@ mod tests {
         std::fs::write(&target, b"old").expect("seed");
         atomic_write(&StdFs, &target, &mut |w| Ok(w.write_all(b"new")?)).expect("write");
         assert_eq!(std::fs::read(&target).expect("read"), b"new");
-        assert_eq!(StdFs.list_dir(dir.path()).expect("list"), vec!["a.db".to_owned()]);
+        assert_eq!(
+            StdFs.list_dir(dir.path()).expect("list"),
+            vec!["a.db".to_owned()]
+        );
     }
 
     #[test]
@@ -238,6 +245,9 @@ mod tests {
         .expect_err("must fail");
         assert!(matches!(err, Error::InFile { .. }), "{err}");
         assert_eq!(std::fs::read(&target).expect("read"), b"old");
-        assert_eq!(StdFs.list_dir(dir.path()).expect("list"), vec!["a.db".to_owned()]);
+        assert_eq!(
+            StdFs.list_dir(dir.path()).expect("list"),
+            vec!["a.db".to_owned()]
+        );
     }
 }

@@ -58,9 +58,26 @@ mod tests {
     #[test]
     fn rejects_names_that_could_escape_or_corrupt() {
         let long = "x".repeat(65);
-        for bad in ["", "../x", "a/b", "a\\b", "a\0b", "a:b", "a,b", "a]b", "a\nb", "1a", "a.b", "é", long.as_str()] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a:b",
+            "a,b",
+            "a]b",
+            "a\nb",
+            "1a",
+            "a.b",
+            "é",
+            long.as_str(),
+        ] {
             let err = validate_name(bad).expect_err(bad);
-            assert!(matches!(err, Error::InvalidName { ref name, .. } if name == bad), "{err}");
+            assert!(
+                matches!(err, Error::InvalidName { ref name, .. } if name == bad),
+                "{err}"
+            );
         }
     }
 }

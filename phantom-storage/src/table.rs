@@ -195,10 +195,22 @@ mod tests {
         let mut t = users();
         t.insert(vec![Value::Int(1), "a".into()]).expect("insert");
         let before = t.clone();
-        assert!(matches!(t.insert(vec![Value::Int(1), "b".into()]), Err(Error::DuplicateKey { .. })));
-        assert!(matches!(t.insert(vec![Value::Null, "b".into()]), Err(Error::NullViolation { .. })));
-        assert!(matches!(t.insert(vec!["x".into(), "b".into()]), Err(Error::TypeMismatch { .. })));
-        assert!(matches!(t.insert(vec![Value::Int(2)]), Err(Error::Arity { .. })));
+        assert!(matches!(
+            t.insert(vec![Value::Int(1), "b".into()]),
+            Err(Error::DuplicateKey { .. })
+        ));
+        assert!(matches!(
+            t.insert(vec![Value::Null, "b".into()]),
+            Err(Error::NullViolation { .. })
+        ));
+        assert!(matches!(
+            t.insert(vec!["x".into(), "b".into()]),
+            Err(Error::TypeMismatch { .. })
+        ));
+        assert!(matches!(
+            t.insert(vec![Value::Int(2)]),
+            Err(Error::Arity { .. })
+        ));
         assert!(t == before);
     }
 
@@ -206,12 +218,16 @@ mod tests {
     fn primary_key_index_follows_updates_and_deletes() {
         let mut t = users();
         let id = t.insert(vec![Value::Int(1), "a".into()]).expect("insert");
-        t.update(id, vec![Value::Int(5), "a".into()]).expect("update");
+        t.update(id, vec![Value::Int(5), "a".into()])
+            .expect("update");
         assert_eq!(t.lookup_primary_key(&Value::Int(1)), None);
         assert_eq!(t.lookup_primary_key(&Value::Int(5)), Some(id));
         t.delete(id).expect("delete");
         assert_eq!(t.lookup_primary_key(&Value::Int(5)), None);
         // Row ids are never reused.
-        assert_eq!(t.insert(vec![Value::Int(5), "b".into()]).expect("insert"), id + 1);
+        assert_eq!(
+            t.insert(vec![Value::Int(5), "b".into()]).expect("insert"),
+            id + 1
+        );
     }
 }

@@ -116,7 +116,11 @@ mod tests {
             ("DateTime", "timestamp"),
         ];
         for (input, canonical) in cases {
-            assert_eq!(ColumnType::parse(input).map(ColumnType::name).ok(), Some(canonical), "{input}");
+            assert_eq!(
+                ColumnType::parse(input).map(ColumnType::name).ok(),
+                Some(canonical),
+                "{input}"
+            );
         }
     }
 
@@ -129,6 +133,8 @@ mod tests {
 
     #[test]
     fn unknown_type_is_a_typed_error() {
-        assert!(matches!(ColumnType::parse("blob"), Err(Error::UnknownType { name }) if name == "blob"));
+        assert!(
+            matches!(ColumnType::parse("blob"), Err(Error::UnknownType { name }) if name == "blob")
+        );
     }
 }

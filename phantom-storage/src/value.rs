@@ -97,12 +97,15 @@ impl Value {
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(invalid("expected an optional sign and digits"));
                 }
-                Value::Int(text.parse::<i64>().map_err(|_| invalid("out of the i64 range"))?)
+                Value::Int(
+                    text.parse::<i64>()
+                        .map_err(|_| invalid("out of the i64 range"))?,
+                )
             }
             ColumnType::Float => {
-                let f = text
-                    .parse::<f64>()
-                    .map_err(|_| invalid("expected a decimal or scientific number, NaN, inf or -inf"))?;
+                let f = text.parse::<f64>().map_err(|_| {
+                    invalid("expected a decimal or scientific number, NaN, inf or -inf")
+                })?;
                 Value::Float(if f.is_nan() { f64::NAN } else { f })
             }
             ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
@@ -179,7 +182,11 @@ fn float_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".to_owned()
     } else if f.is_infinite() {
-        if f > 0.0 { "inf".to_owned() } else { "-inf".to_owned() }
+        if f > 0.0 {
+            "inf".to_owned()
+        } else {
+            "-inf".to_owned()
+        }
     } else {
         // `{:?}` is Rust's shortest round-trip representation, switching to exponent form for
         // very large and very small magnitudes (`1e300`, not 301 digits).
@@ -238,9 +245,12 @@ impl Hash for Value {
         match self {
             Value::Null => {}
             Value::Int(i) => i.hash(state),
-            Value::Float(f) => {
-                if f.is_nan() { f64::NAN.to_bits() } else { f.to_bits() }.hash(state)
+            Value::Float(f) => if f.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                f.to_bits()
             }
+            .hash(state),
             Value::String(s) => s.hash(state),
             Value::Bool(b) => b.hash(state),
             Value::Date(d) => d.hash(state),
@@ -292,7 +302,8 @@ mod date_days {
     }
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
         let days = i32::deserialize(d)?;
-        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| D::Error::custom("date out of range"))
+        NaiveDate::from_num_days_from_ce_opt(days)
+            .ok_or_else(|| D::Error::custom("date out of range"))
     }
 }
 
@@ -363,7 +374,10 @@ mod tests {
     #[case(ColumnType::Timestamp, "2023-01-01T00:00:00")]
     fn invalid_text_is_a_typed_error(#[case] ty: ColumnType, #[case] text: &str) {
         let err = Value::parse(ty, text).expect_err(text);
-        assert!(matches!(err, Error::InvalidValue { ty: t, .. } if t == ty), "{err}");
+        assert!(
+            matches!(err, Error::InvalidValue { ty: t, .. } if t == ty),
+            "{err}"
+        );
     }
 
     #[test]
@@ -376,6 +390,9 @@ mod tests {
     #[test]
     fn empty_string_is_not_null() {
         assert_ne!(Value::String(String::new()), Value::Null);
-        assert_eq!(Value::parse(ColumnType::String, "").ok(), Some(Value::String(String::new())));
+        assert_eq!(
+            Value::parse(ColumnType::String, "").ok(),
+            Some(Value::String(String::new()))
+        );
     }
 }
