@@ -20,7 +20,7 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 /// A file opened for reading.
 pub trait FileRead: Read + Seek + Send + fmt::Debug {
     /// Current length of the file in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
 }
 
 /// A file opened for writing.
@@ -92,7 +92,7 @@ impl Write for StdFile {
 }
 
 impl FileRead for StdFile {
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
@@ -146,10 +146,10 @@ impl FileSystem for StdFs {
         let mut names = Vec::new();
         for entry in fs::read_dir(path)? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
-                if let Some(name) = entry.file_name().to_str() {
-                    names.push(name.to_owned());
-                }
+            if entry.file_type()?.is_file()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                names.push(name.to_owned());
             }
         }
         names.sort();

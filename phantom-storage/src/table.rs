@@ -85,16 +85,15 @@ impl Table {
     }
 
     fn check_key_free(&self, values: &[Value], except: Option<RowId>) -> Result<()> {
-        if let Some(pk) = self.schema.primary_key() {
-            if let Some(&owner) = self.pk_index.get(&values[pk]) {
-                if Some(owner) != except {
-                    return Err(Error::DuplicateKey {
-                        table: self.name.clone(),
-                        column: self.schema.columns()[pk].name.clone(),
-                        value: values[pk].to_string(),
-                    });
-                }
-            }
+        if let Some(pk) = self.schema.primary_key()
+            && let Some(&owner) = self.pk_index.get(&values[pk])
+            && Some(owner) != except
+        {
+            return Err(Error::DuplicateKey {
+                table: self.name.clone(),
+                column: self.schema.columns()[pk].name.clone(),
+                value: values[pk].to_string(),
+            });
         }
         Ok(())
     }
