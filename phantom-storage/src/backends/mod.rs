@@ -12,8 +12,8 @@ use crate::format::StorageFormat;
 pub fn detect(head: &[u8]) -> Option<Box<dyn StorageFormat>> {
     if BinaryFormat.detect(head) {
         Some(Box::new(BinaryFormat))
-    } else if CsvFormat::default().detect(head) {
-        Some(Box::new(CsvFormat::default()))
+    } else if CsvFormat.detect(head) {
+        Some(Box::new(CsvFormat))
     } else {
         None
     }
