@@ -1,2 +1,88 @@
-//! `cargo xtask`: project automation.
-fn main() {}
+//! `cargo xtask`: the entry point for everything beyond `cargo test`.
+//!
+//! - `cargo xtask ci` — what CI runs: `cargo fmt --check`, clippy with `-D warnings` on every
+//!   target, the whole test suite (unit, integration and doc tests), and the short forms of the
+//!   long campaigns once they exist.
+//!
+//! xtask depends on none of the engine crates at build time: it drives them through `cargo`.
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("xtask: error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}; run `cargo xtask help`"),
+    }
+}
+
+fn usage() {
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "cargo xtask <task>\n\n\
+             tasks:\n  \
+             ci      fmt --check, clippy -D warnings, all tests and doc tests"
+        );
+    }
+}
+
+/// Runs `cargo <args>` in the workspace root, failing on a non-zero exit.
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("xtask: cargo {}", args.join(" "));
+    }
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("xtask: cargo {} took {:.1?}", args.join(" "), started.elapsed());
+    }
+    if !status.success() {
+        bail!("`cargo {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = env!("CARGO_MANIFEST_DIR");
+    std::path::Path::new(manifest_dir)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+}
+
+fn ci() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&["test", "--workspace", "--doc"])?;
+    Ok(())
+}
