@@ -218,6 +218,23 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A row whose encoding is larger than a format can hold in one unit (the binary format's
+    /// block limit); the image cannot be written.
+    #[error(
+        "row {row_id} of table {table:?} encodes to {size} bytes, over the {format} format's limit of {max} bytes"
+    )]
+    RowTooLarge {
+        /// The format.
+        format: &'static str,
+        /// Table name.
+        table: String,
+        /// The row's id.
+        row_id: RowId,
+        /// Size of the row's encoding in bytes.
+        size: u64,
+        /// The format's limit in bytes.
+        max: u64,
+    },
 }
 
 impl Error {
