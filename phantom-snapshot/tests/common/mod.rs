@@ -48,9 +48,7 @@ fn read_lines(input: &mut dyn Read) -> impl Iterator<Item = (u64, Result<String>
         .map(|(i, l)| (i as u64 + 1, l.map_err(Error::from)))
 }
 
-fn parse_header(
-    lines: &mut dyn Iterator<Item = (u64, Result<String>)>,
-) -> Result<ImageMeta> {
+fn parse_header(lines: &mut dyn Iterator<Item = (u64, Result<String>)>) -> Result<ImageMeta> {
     let mut field = |key: &str| -> Result<String> {
         match lines.next() {
             Some((n, line)) => {
@@ -71,9 +69,7 @@ fn parse_header(
         return Err(Error::BadMagic { format: "lines" });
     }
     let database = field("db")?;
-    let lsn = field("lsn")?
-        .parse()
-        .map_err(|_| malformed(3, "bad lsn"))?;
+    let lsn = field("lsn")?.parse().map_err(|_| malformed(3, "bad lsn"))?;
     let created = match field("created")?.as_str() {
         "-" => None,
         t => Some(
@@ -194,7 +190,9 @@ impl StorageFormat for LineFormat {
                     pending = Some((name.to_owned(), next, Vec::new(), Vec::new()));
                 }
                 "col" => {
-                    let p = pending.as_mut().ok_or_else(|| malformed(n, "col outside table"))?;
+                    let p = pending
+                        .as_mut()
+                        .ok_or_else(|| malformed(n, "col outside table"))?;
                     let parts: Vec<&str> = rest.split(' ').collect();
                     let [name, ty, flag] = parts.as_slice() else {
                         return Err(malformed(n, "bad col line"));
@@ -208,7 +206,9 @@ impl StorageFormat for LineFormat {
                     p.2.push(col);
                 }
                 "row" => {
-                    let p = pending.as_mut().ok_or_else(|| malformed(n, "row outside table"))?;
+                    let p = pending
+                        .as_mut()
+                        .ok_or_else(|| malformed(n, "row outside table"))?;
                     let mut cells = rest.split('\t');
                     let id = cells
                         .next()
@@ -319,4 +319,17 @@ pub fn files(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The bytes of a snapshot image of `db` at `lsn` in `format`.
+pub fn encode(format: &dyn StorageFormat, db: &str, lsn: u64, catalog: &Catalog) -> Vec<u8> {
+    let meta = ImageMeta {
+        database: db.to_owned(),
+        lsn,
+        created: Some(t(0, 0)),
+        kind: ImageKind::Snapshot,
+    };
+    let mut out = Vec::new();
+    format.write(&meta, catalog, &mut out).expect("encode");
+    out
 }
