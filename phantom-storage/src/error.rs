@@ -218,6 +218,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A table or column definition read from a file is invalid: a bad table, column or
+    /// database name, an unknown type name, an invalid schema or a duplicate table.
+    #[error("at {location}: {source}")]
+    BadDefinition {
+        /// Where the definition is.
+        location: Location,
+        /// Why it is invalid (`InvalidName`, `UnknownType`, `InvalidSchema`, `TableExists`, …).
+        #[source]
+        source: Box<Error>,
+    },
     /// A row whose encoding is larger than a format can hold in one unit (the binary format's
     /// block limit); the image cannot be written.
     #[error(
