@@ -1,0 +1,449 @@
+//! The byte layout of segments and records (`docs/formats/wal.md`): named offsets, encoding of
+//! headers, and the scanner that walks a segment's records and decides where valid data ends.
+
+use std::path::{Path, PathBuf};
+
+use crate::entry::{EntryKind, Lsn};
+use crate::error::Error;
+
+/// Magic bytes at offset 0 of every segment.
+pub const MAGIC: [u8; 8] = *b"PHDBWAL\0";
+
+// Layout: segment header (40 bytes), little-endian.
+//   0..8   magic          8..12  version       12..16 flags
+//   16..24 first LSN      24..32 segment number
+//   32..36 salt           36..40 CRC-32C of bytes 0..36
+const SEG_MAGIC: usize = 0;
+const SEG_VERSION: usize = 8;
+const SEG_FLAGS: usize = 12;
+const SEG_FIRST_LSN: usize = 16;
+const SEG_NUMBER: usize = 24;
+const SEG_SALT: usize = 32;
+const SEG_CRC: usize = 36;
+/// Length of the segment header.
+pub const SEGMENT_HEADER_LEN: usize = 40;
+
+/// Segment flag bit 0: the segment was preallocated; zeros after the last record are free space.
+pub(crate) const FLAG_PREALLOCATED: u32 = 1;
+
+// Layout: record header (32 bytes), little-endian, followed by `length` payload bytes.
+//   0..4   salt echo      4..8   payload length
+//   8..16  LSN            16..24 timestamp (µs since the Unix epoch, signed)
+//   24     kind           25..28 reserved (zero)
+//   28..32 CRC-32C of payload, then header bytes 0..28
+const REC_SALT: usize = 0;
+const REC_LEN: usize = 4;
+const REC_LSN: usize = 8;
+const REC_TIMESTAMP: usize = 16;
+const REC_KIND: usize = 24;
+const REC_CRC: usize = 28;
+/// Length of a record header.
+pub const RECORD_HEADER_LEN: usize = 32;
+
+/// Largest payload a record may have (1 GiB). A length field above this is corruption, and
+/// nothing is allocated for it.
+pub const MAX_PAYLOAD_LEN: u64 = 1 << 30;
+
+/// Versions of the log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FormatVersion {
+    /// The first version (see `docs/formats/wal.md`).
+    V1 = 1,
+}
+
+impl FormatVersion {
+    /// The version this build writes.
+    pub const CURRENT: FormatVersion = FormatVersion::V1;
+
+    /// Whether segments of this version carry a per-segment salt echoed in every record.
+    pub fn has_record_salt(self) -> bool {
+        matches!(self, FormatVersion::V1)
+    }
+}
+
+impl TryFrom<u32> for FormatVersion {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<FormatVersion, u32> {
+        match v {
+            1 => Ok(FormatVersion::V1),
+            other => Err(other),
+        }
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        a.copy_from_slice(s);
+    }
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_le_bytes(a)
+}
+
+/// A random salt with every byte non-zero, so a record header never starts with a zero byte.
+pub(crate) fn new_salt() -> u32 {
+    let mut bytes: [u8; 4] = rand::random();
+    for b in &mut bytes {
+        if *b == 0 {
+            *b = 0x5a;
+        }
+    }
+    u32::from_le_bytes(bytes)
+}
+
+/// The decoded header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    pub(crate) version: FormatVersion,
+    pub(crate) flags: u32,
+    pub(crate) first_lsn: Lsn,
+    pub(crate) number: u64,
+    pub(crate) salt: u32,
+}
+
+impl SegmentHeader {
+    pub(crate) fn preallocated(&self) -> bool {
+        self.flags & FLAG_PREALLOCATED != 0
+    }
+
+    pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut h = [0u8; SEGMENT_HEADER_LEN];
+        h[SEG_MAGIC..SEG_MAGIC + 8].copy_from_slice(&MAGIC);
+        h[SEG_VERSION..SEG_VERSION + 4].copy_from_slice(&(self.version as u32).to_le_bytes());
+        h[SEG_FLAGS..SEG_FLAGS + 4].copy_from_slice(&self.flags.to_le_bytes());
+        h[SEG_FIRST_LSN..SEG_FIRST_LSN + 8].copy_from_slice(&self.first_lsn.to_le_bytes());
+        h[SEG_NUMBER..SEG_NUMBER + 8].copy_from_slice(&self.number.to_le_bytes());
+        h[SEG_SALT..SEG_SALT + 4].copy_from_slice(&self.salt.to_le_bytes());
+        let crc = crc32c::crc32c(&h[..SEG_CRC]);
+        h[SEG_CRC..].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Decodes and validates the header at the start of `bytes` (the whole file `file`).
+    pub(crate) fn decode(file: &Path, bytes: &[u8]) -> Result<SegmentHeader, Error> {
+        let corrupt = |offset: usize, reason: &str| Error::Corrupt {
+            file: file.to_path_buf(),
+            offset: offset as u64,
+            reason: reason.to_owned(),
+        };
+        let h = bytes
+            .get(..SEGMENT_HEADER_LEN)
+            .ok_or_else(|| corrupt(0, "file is shorter than the 40-byte segment header"))?;
+        if h[SEG_MAGIC..SEG_MAGIC + 8] != MAGIC {
+            return Err(corrupt(0, "bad magic: not a PhantomDB log segment"));
+        }
+        let stored = u32_at(h, SEG_CRC);
+        let computed = crc32c::crc32c(&h[..SEG_CRC]);
+        if stored != computed {
+            return Err(Error::ChecksumMismatch {
+                file: file.to_path_buf(),
+                offset: 0,
+                expected: stored,
+                found: computed,
+            });
+        }
+        let version =
+            FormatVersion::try_from(u32_at(h, SEG_VERSION)).map_err(|found| {
+                Error::UnsupportedVersion {
+                    file: file.to_path_buf(),
+                    found,
+                }
+            })?;
+        let flags = u32_at(h, SEG_FLAGS);
+        if flags & !FLAG_PREALLOCATED != 0 {
+            return Err(corrupt(SEG_FLAGS, "unknown segment flags"));
+        }
+        let header = SegmentHeader {
+            version,
+            flags,
+            first_lsn: u64_at(h, SEG_FIRST_LSN),
+            number: u64_at(h, SEG_NUMBER),
+            salt: u32_at(h, SEG_SALT),
+        };
+        if header.first_lsn == 0 {
+            return Err(corrupt(SEG_FIRST_LSN, "first LSN is 0"));
+        }
+        Ok(header)
+    }
+}
+
+/// A record about to be written: everything but the salt, plus its payload's CRC.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordMeta {
+    pub(crate) lsn: Lsn,
+    pub(crate) micros: i64,
+    pub(crate) kind: EntryKind,
+    pub(crate) payload_len: u32,
+    pub(crate) payload_crc: u32,
+}
+
+/// Encodes a record header; `payload_crc` is `crc32c(payload)`.
+pub(crate) fn encode_record_header(meta: &RecordMeta, salt: u32) -> [u8; RECORD_HEADER_LEN] {
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    h[REC_SALT..REC_SALT + 4].copy_from_slice(&salt.to_le_bytes());
+    h[REC_LEN..REC_LEN + 4].copy_from_slice(&meta.payload_len.to_le_bytes());
+    h[REC_LSN..REC_LSN + 8].copy_from_slice(&meta.lsn.to_le_bytes());
+    h[REC_TIMESTAMP..REC_TIMESTAMP + 8].copy_from_slice(&meta.micros.to_le_bytes());
+    h[REC_KIND] = meta.kind as u8;
+    let crc = crc32c::crc32c_append(meta.payload_crc, &h[..REC_CRC]);
+    h[REC_CRC..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// A record found valid in a segment's bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FoundRecord {
+    pub(crate) offset: usize,
+    pub(crate) lsn: Lsn,
+    pub(crate) micros: i64,
+    pub(crate) kind: EntryKind,
+    pub(crate) payload_start: usize,
+    pub(crate) end: usize,
+}
+
+/// What is at an offset of a segment.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    /// A record that validates.
+    Record(FoundRecord),
+    /// Zero bytes (a zero header, or a short all-zero remainder): the end of written data.
+    Zeros,
+    /// The end of the file.
+    Eof,
+    /// Bytes that are not a valid record; `error` says why (file and offset filled in).
+    Bad(Error),
+}
+
+/// Validates the record at `offset` of `bytes` (the whole segment `file` with salt `salt`).
+pub(crate) fn probe(file: &Path, bytes: &[u8], salt: u32, offset: usize) -> Probe {
+    let Some(rest) = bytes.get(offset..) else {
+        return Probe::Eof;
+    };
+    if rest.is_empty() {
+        return Probe::Eof;
+    }
+    let corrupt = |reason: String| {
+        Probe::Bad(Error::Corrupt {
+            file: file.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        })
+    };
+    let Some(h) = rest.get(..RECORD_HEADER_LEN) else {
+        if rest.iter().all(|&b| b == 0) {
+            return Probe::Zeros;
+        }
+        return corrupt(format!(
+            "incomplete record header ({} of {RECORD_HEADER_LEN} bytes)",
+            rest.len()
+        ));
+    };
+    if h.iter().all(|&b| b == 0) {
+        return Probe::Zeros;
+    }
+    if u32_at(h, REC_SALT) != salt {
+        return corrupt("record salt does not match the segment (stale or garbage bytes)".into());
+    }
+    let len = u64::from(u32_at(h, REC_LEN));
+    if len > MAX_PAYLOAD_LEN {
+        return corrupt(format!(
+            "record length {len} exceeds the maximum {MAX_PAYLOAD_LEN}"
+        ));
+    }
+    let payload_start = offset + RECORD_HEADER_LEN;
+    let end = payload_start + len as usize;
+    let Some(payload) = bytes.get(payload_start..end) else {
+        return corrupt(format!(
+            "record of {len} payload bytes extends past the end of the file ({} bytes)",
+            bytes.len()
+        ));
+    };
+    let stored = u32_at(h, REC_CRC);
+    let computed = crc32c::crc32c_append(crc32c::crc32c(payload), &h[..REC_CRC]);
+    if stored != computed {
+        return Probe::Bad(Error::ChecksumMismatch {
+            file: file.to_path_buf(),
+            offset: offset as u64,
+            expected: stored,
+            found: computed,
+        });
+    }
+    let kind = match EntryKind::try_from(h[REC_KIND]) {
+        Ok(k) => k,
+        Err(k) => return corrupt(format!("unknown record kind {k}")),
+    };
+    Probe::Record(FoundRecord {
+        offset,
+        lsn: u64_at(h, REC_LSN),
+        micros: u64_at(h, REC_TIMESTAMP) as i64,
+        kind,
+        payload_start,
+        end,
+    })
+}
+
+/// Whether a valid record with an LSN above `after_lsn` starts anywhere after `offset`: the test
+/// that tells a torn tail (nothing valid follows) from corruption (valid data follows).
+pub(crate) fn valid_record_after(
+    file: &Path,
+    bytes: &[u8],
+    salt: u32,
+    offset: usize,
+    after_lsn: Lsn,
+) -> Option<usize> {
+    let salt_bytes = salt.to_le_bytes();
+    let mut at = offset + 1;
+    while at + RECORD_HEADER_LEN <= bytes.len() {
+        if bytes.get(at..at + 4) == Some(&salt_bytes[..])
+            && let Probe::Record(r) = probe(file, bytes, salt, at)
+            && r.lsn > after_lsn
+        {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// How the bytes after the last valid record of a segment are to be treated.
+#[derive(Debug)]
+pub(crate) enum Tail {
+    /// Nothing after it, or free (zero) space in a preallocated segment.
+    Clean,
+    /// A torn tail: bytes to cut at `offset` (only possible in the last segment).
+    Torn { offset: usize },
+}
+
+/// Decides what the bytes from `offset` (where [`probe`] returned `stopped`) are. `last` says
+/// whether this is the last segment; `last_lsn` is the LSN of the last valid record.
+pub(crate) fn classify_tail(
+    file: &Path,
+    bytes: &[u8],
+    header: &SegmentHeader,
+    offset: usize,
+    stopped: Probe,
+    last: bool,
+    last_lsn: Lsn,
+) -> Result<Tail, Error> {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    let all_zero = rest.iter().all(|&b| b == 0);
+    let bad = match stopped {
+        Probe::Eof => return Ok(Tail::Clean),
+        Probe::Zeros if all_zero && header.preallocated() => return Ok(Tail::Clean),
+        Probe::Zeros => Error::Corrupt {
+            file: file.to_path_buf(),
+            offset: offset as u64,
+            reason: if all_zero {
+                "zero bytes after the last record of a segment that was not preallocated".into()
+            } else {
+                "zero record header followed by non-zero bytes".into()
+            },
+        },
+        Probe::Bad(e) => e,
+        // A valid record is never a stop; treat it as corruption of the caller's logic.
+        Probe::Record(r) => Error::Corrupt {
+            file: file.to_path_buf(),
+            offset: r.offset as u64,
+            reason: "scanner stopped at a valid record".into(),
+        },
+    };
+    if !last {
+        return Err(bad);
+    }
+    if let Some(next) = valid_record_after(file, bytes, header.salt, offset, last_lsn) {
+        tracing::error!(file = %file.display(), offset, next_valid = next, "bad record followed by valid records");
+        return Err(with_reason_suffix(
+            bad,
+            &format!("valid records follow at byte offset {next}"),
+        ));
+    }
+    Ok(Tail::Torn { offset })
+}
+
+fn with_reason_suffix(e: Error, suffix: &str) -> Error {
+    match e {
+        Error::Corrupt {
+            file,
+            offset,
+            reason,
+        } => Error::Corrupt {
+            file,
+            offset,
+            reason: format!("{reason}; {suffix}"),
+        },
+        other => other,
+    }
+}
+
+/// File name of segment `number` of log `name`: `<name>.log`, then `<name>.log.000002` …
+pub fn segment_file_name(name: &str, number: u64) -> String {
+    if number <= 1 {
+        format!("{name}.log")
+    } else {
+        format!("{name}.log.{number:06}")
+    }
+}
+
+/// The segment number of a file name of log `name`, if it is one of its segments.
+pub(crate) fn parse_segment_number(name: &str, file: &str) -> Option<u64> {
+    let rest = file.strip_prefix(name)?.strip_prefix(".log")?;
+    if rest.is_empty() {
+        return Some(1);
+    }
+    let digits = rest.strip_prefix('.')?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    (n >= 2).then_some(n)
+}
+
+/// The segments of log `name` in `dir`, sorted by number.
+pub(crate) fn list_segments(
+    fs: &dyn phantom_storage::FileSystem,
+    dir: &Path,
+    name: &str,
+) -> Result<Vec<(u64, PathBuf)>, Error> {
+    let names = match fs.list_dir(dir) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut segs: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|f| parse_segment_number(name, f).map(|n| (n, dir.join(f))))
+        .collect();
+    segs.sort_by_key(|(n, _)| *n);
+    for pair in segs.windows(2) {
+        if let [(a, _), (b, path)] = pair
+            && *b != a + 1
+        {
+            return Err(Error::Corrupt {
+                file: path.clone(),
+                offset: 0,
+                reason: format!("segment {b} follows segment {a}: segments in between are missing"),
+            });
+        }
+    }
+    Ok(segs)
+}
+
+/// Reads a whole file through the seam.
+pub(crate) fn read_file(
+    fs: &dyn phantom_storage::FileSystem,
+    path: &Path,
+) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut f = fs.open_read(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
