@@ -1,0 +1,96 @@
+//! How the engine gets a log for each database: the [`LogFactory`] trait, and
+//! [`WalFactory`], the default, which opens phantom-wal's segmented binary log.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use phantom_storage::FileSystem;
+use phantom_wal::{LogSink, Lsn, SyncMode, Wal, WalOptions};
+
+use crate::error::Result;
+
+/// A log opened for a database.
+#[derive(Debug)]
+pub struct OpenedLog {
+    /// The sink every commit of the database goes through.
+    pub sink: Arc<dyn LogSink>,
+    /// Bytes cut from a torn tail while opening (0 when the log was clean).
+    pub torn_bytes_cut: u64,
+}
+
+/// Opens, recognises and removes the log of each database. Implement it to plug your own
+/// [`LogSink`] into [`Database`](crate::Database) through its builder.
+pub trait LogFactory: Send + Sync + fmt::Debug {
+    /// Opens the log of `database` in `dir`, creating it if missing. A newly created log
+    /// assigns `first_lsn` to its first record.
+    fn open(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+        first_lsn: Lsn,
+    ) -> Result<OpenedLog>;
+    /// `true` when a log of `database` exists in `dir`.
+    fn exists(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<bool>;
+    /// Removes the log of `database` (drop database). Missing files are not an error.
+    fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()>;
+}
+
+/// The default [`LogFactory`]: phantom-wal's segmented binary log at `<dir>/<db>.log`.
+#[derive(Clone, Debug)]
+pub struct WalFactory {
+    /// Options for every log opened (the first LSN is set per open).
+    pub options: WalOptions,
+}
+
+impl WalFactory {
+    /// A factory with the given durability mode and default options otherwise.
+    pub fn new(sync: SyncMode) -> WalFactory {
+        WalFactory {
+            options: WalOptions {
+                sync_mode: sync,
+                ..WalOptions::default()
+            },
+        }
+    }
+}
+
+impl Default for WalFactory {
+    fn default() -> Self {
+        WalFactory::new(SyncMode::Always)
+    }
+}
+
+impl LogFactory for WalFactory {
+    fn open(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+        first_lsn: Lsn,
+    ) -> Result<OpenedLog> {
+        let options = WalOptions {
+            first_lsn,
+            ..self.options.clone()
+        };
+        let (wal, report) = Wal::open(fs.clone(), dir, database, options)?;
+        Ok(OpenedLog {
+            sink: Arc::new(wal),
+            torn_bytes_cut: report.torn_tail.map_or(0, |t| t.bytes_cut),
+        })
+    }
+
+    fn exists(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<bool> {
+        let first = dir.join(format!("{database}.log"));
+        Ok(fs
+            .file_len(&first)
+            .map_err(phantom_storage::Error::from)?
+            .is_some())
+    }
+
+    fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()> {
+        Wal::destroy(fs.clone(), dir, database)?;
+        Ok(())
+    }
+}
