@@ -1,0 +1,2 @@
+//! `phantom-bench`: PhantomDB against its peers, side by side. (Being written.)
+fn main() {}
