@@ -399,6 +399,23 @@ impl Database {
         Ok(handle)
     }
 
+    /// The formats images may be in beyond the shipped ones: the configured main and
+    /// snapshot formats (a custom `StorageFormat` must be recognised to be recovered).
+    fn extra_formats(&self) -> Vec<Arc<dyn StorageFormat>> {
+        vec![
+            Arc::clone(&self.settings().snapshot_format),
+            Arc::clone(&self.shared.main_format),
+        ]
+    }
+
+    fn store(&self, dir: &Path, name: &str) -> Result<SnapshotStore> {
+        let mut store = SnapshotStore::new(Arc::clone(&self.shared.fs), dir, name)?;
+        for format in self.extra_formats() {
+            store = store.with_format(format);
+        }
+        Ok(store)
+    }
+
     fn exists_on_disk(&self, dir: &Path, name: &str, store: &SnapshotStore) -> Result<bool> {
         let fs = &self.shared.fs;
         Ok(self.shared.log.exists(fs, dir, name)?
@@ -413,7 +430,7 @@ impl Database {
     fn recover(&self, dir: &Path, name: &str) -> Result<Option<Arc<DbHandle>>> {
         let started = Instant::now();
         let fs = &self.shared.fs;
-        let store = SnapshotStore::new(Arc::clone(fs), dir, name)?;
+        let store = self.store(dir, name)?;
         if !self.exists_on_disk(dir, name, &store)? {
             return Ok(None);
         }
@@ -426,7 +443,7 @@ impl Database {
         {
             fs.remove_file(&main_tmp).map_err(Error::io(&main_tmp))?;
         }
-        let image = load_newest_image(&**fs, dir, name, &store)?;
+        let image = load_newest_image(&**fs, dir, name, &store, &self.extra_formats())?;
         let mut opened = self.shared.log.open(fs, dir, name, image.lsn + 1)?;
         let mut catalog = image.catalog.clone();
         let stats = replay(
@@ -481,7 +498,7 @@ impl Database {
 
     fn create_handle(&self, dir: &Path, name: &str) -> Result<Arc<DbHandle>> {
         let fs = &self.shared.fs;
-        let store = SnapshotStore::new(Arc::clone(fs), dir, name)?;
+        let store = self.store(dir, name)?;
         let opened = self.shared.log.open(fs, dir, name, 1)?;
         let view = View {
             catalog: phantom_storage::Catalog::new(),

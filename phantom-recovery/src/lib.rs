@@ -13,7 +13,7 @@
 //! ```no_run
 //! # fn demo(fs: std::sync::Arc<dyn phantom_storage::FileSystem>, store: &phantom_snapshot::SnapshotStore, log: &dyn phantom_wal::LogSink) -> Result<(), phantom_recovery::Error> {
 //! use std::path::Path;
-//! let image = phantom_recovery::load_newest_image(&*fs, Path::new("data"), "app", store)?;
+//! let image = phantom_recovery::load_newest_image(&*fs, Path::new("data"), "app", store, &[])?;
 //! let mut catalog = image.catalog.clone();
 //! let replay = phantom_recovery::replay(&mut catalog, image.lsn, log.read_from(image.lsn + 1)?)?;
 //! # Ok(()) }
@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use phantom_snapshot::SnapshotStore;
-use phantom_storage::{Catalog, FileSystem, backends};
+use std::sync::Arc;
+
+use phantom_storage::{Catalog, FileSystem, ImageMeta, StorageFormat, backends};
 use phantom_wal::{LogEntry, Lsn, Record};
 
 /// Errors of recovery.
@@ -126,50 +128,101 @@ fn main_file(dir: &Path, db: &str) -> PathBuf {
     dir.join(format!("{db}.db"))
 }
 
-/// Reads a whole image file, detecting its format from its first bytes.
+/// Reads a whole image file, detecting its format from its first bytes: `extra` formats are
+/// tried first, then the shipped ones (CSV, binary).
 pub fn read_image(
     fs: &dyn FileSystem,
     path: &Path,
-) -> phantom_storage::Result<(phantom_storage::ImageMeta, Catalog)> {
+    extra: &[Arc<dyn StorageFormat>],
+) -> phantom_storage::Result<(ImageMeta, Catalog)> {
     let inner = || -> phantom_storage::Result<_> {
-        let mut file = fs.open_read(path)?;
-        let mut head = Vec::with_capacity(64);
-        (&mut file).take(64).read_to_end(&mut head)?;
-        let format = backends::detect(&head).ok_or_else(|| phantom_storage::Error::Malformed {
-            location: phantom_storage::Location::Offset(0),
-            reason: "not a PhantomDB image (neither CSV nor binary header)".into(),
-        })?;
-        let mut input = std::io::Cursor::new(head).chain(file);
+        let (format, mut input) = open_detected(fs, path, extra)?;
         format.read(&mut input)
     };
     inner().map_err(|e| e.in_file(path))
 }
 
-/// Picks the newest recovery point that verifies. Corrupt candidates are moved aside as
-/// `<file>.broken` and reported; an I/O error (not a verification failure) aborts instead,
+/// Reads only the header of an image file.
+pub fn read_image_meta(
+    fs: &dyn FileSystem,
+    path: &Path,
+    extra: &[Arc<dyn StorageFormat>],
+) -> phantom_storage::Result<ImageMeta> {
+    let inner = || -> phantom_storage::Result<_> {
+        let (format, mut input) = open_detected(fs, path, extra)?;
+        format.read_meta(&mut input)
+    };
+    inner().map_err(|e| e.in_file(path))
+}
+
+fn open_detected(
+    fs: &dyn FileSystem,
+    path: &Path,
+    extra: &[Arc<dyn StorageFormat>],
+) -> phantom_storage::Result<(Arc<dyn StorageFormat>, impl Read)> {
+    let mut file = fs.open_read(path)?;
+    let mut head = Vec::with_capacity(64);
+    (&mut file).take(64).read_to_end(&mut head)?;
+    let format = extra
+        .iter()
+        .find(|f| f.detect(&head))
+        .cloned()
+        .or_else(|| backends::detect(&head).map(Arc::from))
+        .ok_or_else(|| phantom_storage::Error::Malformed {
+            location: phantom_storage::Location::Offset(0),
+            reason: "not a PhantomDB image (no known format recognises its first bytes)".into(),
+        })?;
+    Ok((format, std::io::Cursor::new(head).chain(file)))
+}
+
+enum Candidate {
+    Main(PathBuf),
+    Snapshot(PathBuf),
+}
+
+/// Picks the newest recovery point that verifies: the main file `<db>.db` (read with `extra`
+/// formats or the shipped ones) or a snapshot of `store`. Corrupt candidates are moved aside
+/// as `<file>.broken` and reported; an I/O error (not a verification failure) aborts instead,
 /// since a transient error must not make recovery silently pick an older state.
 pub fn load_newest_image(
     fs: &dyn FileSystem,
     dir: &Path,
     db: &str,
     store: &SnapshotStore,
+    extra: &[Arc<dyn StorageFormat>],
 ) -> Result<LoadedImage> {
-    let mut candidates: Vec<(Lsn, PathBuf)> = Vec::new();
+    let mut candidates: Vec<(Lsn, Candidate)> = Vec::new();
     let main = main_file(dir, db);
-    if let Some(_len) = fs.file_len(&main).map_err(phantom_storage::Error::from)? {
-        let lsn = read_meta_lsn(fs, &main).unwrap_or(u64::MAX);
-        candidates.push((lsn, main));
+    if fs
+        .file_len(&main)
+        .map_err(phantom_storage::Error::from)?
+        .is_some()
+    {
+        // An unreadable header sorts first so it is tried, fails verification and is reported.
+        let lsn = read_image_meta(fs, &main, extra).map_or(u64::MAX, |m| m.lsn);
+        candidates.push((lsn, Candidate::Main(main)));
     }
     for entry in store.list()? {
-        // An unreadable header sorts first so it is tried, fails verification and is reported.
         let lsn = entry.info().map_or(u64::MAX, |i| i.lsn);
-        candidates.push((lsn, entry.path().to_path_buf()));
+        candidates.push((lsn, Candidate::Snapshot(entry.path().to_path_buf())));
     }
-    // Newest first; unreadable headers (u64::MAX) are tried first so they get reported.
+    // Newest first. Two candidates with one LSN hold the same state; either will do.
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut rejected = Vec::new();
-    for (_, path) in candidates {
-        match read_image(fs, &path) {
+    for (_, candidate) in candidates {
+        let (path, loaded) = match candidate {
+            Candidate::Main(path) => {
+                let r = read_image(fs, &path, extra).map_err(|e| (is_io(&e), Error::from(e)));
+                (path, r)
+            }
+            Candidate::Snapshot(path) => {
+                let r = store
+                    .load(&path)
+                    .map_err(|e| (is_snapshot_io(&e), Error::from(e)));
+                (path, r)
+            }
+        };
+        match loaded {
             Ok((meta, catalog)) => {
                 return Ok(LoadedImage {
                     source: Some(path),
@@ -178,8 +231,8 @@ pub fn load_newest_image(
                     rejected,
                 });
             }
-            Err(e) if is_io(&e) => return Err(e.into()),
-            Err(e) => {
+            Err((true, e)) => return Err(e),
+            Err((false, e)) => {
                 let broken = PathBuf::from(format!("{}.broken", path.display()));
                 let moved_to = match fs.rename(&path, &broken) {
                     Ok(()) => Some(broken),
@@ -205,13 +258,12 @@ pub fn load_newest_image(
     })
 }
 
-fn read_meta_lsn(fs: &dyn FileSystem, path: &Path) -> Option<Lsn> {
-    let mut file = fs.open_read(path).ok()?;
-    let mut head = Vec::with_capacity(64);
-    (&mut file).take(64).read_to_end(&mut head).ok()?;
-    let format = backends::detect(&head)?;
-    let mut input = std::io::Cursor::new(head).chain(file);
-    format.read_meta(&mut input).ok().map(|m| m.lsn)
+fn is_snapshot_io(e: &phantom_snapshot::Error) -> bool {
+    match e {
+        phantom_snapshot::Error::Io { .. } => true,
+        phantom_snapshot::Error::Storage(inner) => is_io(inner),
+        _ => false,
+    }
 }
 
 fn is_io(e: &phantom_storage::Error) -> bool {
