@@ -150,13 +150,12 @@ impl SegmentHeader {
                 found: computed,
             });
         }
-        let version =
-            FormatVersion::try_from(u32_at(h, SEG_VERSION)).map_err(|found| {
-                Error::UnsupportedVersion {
-                    file: file.to_path_buf(),
-                    found,
-                }
-            })?;
+        let version = FormatVersion::try_from(u32_at(h, SEG_VERSION)).map_err(|found| {
+            Error::UnsupportedVersion {
+                file: file.to_path_buf(),
+                found,
+            }
+        })?;
         let flags = u32_at(h, SEG_FLAGS);
         if flags & !FLAG_PREALLOCATED != 0 {
             return Err(corrupt(SEG_FLAGS, "unknown segment flags"));

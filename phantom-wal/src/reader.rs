@@ -203,13 +203,12 @@ impl WalReader {
                         continue;
                     }
                     let payload = seg.bytes.get(r.payload_start..r.end).unwrap_or_default();
-                    let entry = LogEntry::decode(r.kind, payload).map_err(|source| {
-                        Error::Decode {
+                    let entry =
+                        LogEntry::decode(r.kind, payload).map_err(|source| Error::Decode {
                             file: seg.path.clone(),
                             offset: r.offset as u64,
                             source,
-                        }
-                    })?;
+                        })?;
                     let timestamp = DateTime::from_timestamp_micros(r.micros).ok_or_else(|| {
                         Error::Corrupt {
                             file: seg.path.clone(),

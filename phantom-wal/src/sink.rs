@@ -78,8 +78,7 @@ pub trait LogSink: Send + Sync + fmt::Debug {
     fn stats(&self) -> LogStats;
 
     /// The records with LSN ≥ `from`, in LSN order.
-    fn read_from(&self, from: Lsn)
-    -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>>;
+    fn read_from(&self, from: Lsn) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>>;
 
     /// Drops whole segments whose records all have LSN < `lsn` (never the active segment) and
     /// returns the bytes freed. The default does nothing and frees 0 bytes.

@@ -161,7 +161,10 @@ impl fmt::Debug for Wal {
             .field("name", &self.inner.name)
             .field("sync_mode", &self.inner.options.sync_mode)
             .field("last_lsn", &self.inner.last_lsn.load(Ordering::Acquire))
-            .field("durable_lsn", &self.inner.durable_lsn.load(Ordering::Acquire))
+            .field(
+                "durable_lsn",
+                &self.inner.durable_lsn.load(Ordering::Acquire),
+            )
             .field("poisoned", &self.inner.poisoned.load(Ordering::Acquire))
             .finish()
     }
@@ -710,7 +713,9 @@ impl Inner {
             self.fs.as_ref(),
             &path,
             &header,
-            self.options.preallocate.then_some(self.options.segment_size),
+            self.options
+                .preallocate
+                .then_some(self.options.segment_size),
         )?;
         self.fs
             .sync_dir(&self.dir)
@@ -783,7 +788,8 @@ impl Inner {
 
     fn background_sync(&self, every: std::time::Duration) {
         let mut stop = lock(&self.stop);
-        loop {
+        // `stop` is checked before every wait: a shutdown may come before the first wait.
+        while !*stop {
             stop = match self.stop_cv.wait_timeout(stop, every) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
@@ -838,10 +844,7 @@ impl LogSink for Wal {
     /// Hands buffered records to the OS first (unless poisoned), then reads the segments up
     /// to the last record written. A segment removed concurrently by `remove_before` makes
     /// the iterator yield an I/O error.
-    fn read_from(
-        &self,
-        from: Lsn,
-    ) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>> {
+    fn read_from(&self, from: Lsn) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>> {
         let inner = &self.inner;
         let mut io = lock(&inner.io);
         if !inner.poisoned.load(Ordering::Acquire) {

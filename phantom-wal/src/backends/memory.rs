@@ -107,10 +107,7 @@ impl LogSink for MemorySink {
         }
     }
 
-    fn read_from(
-        &self,
-        from: Lsn,
-    ) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>> {
+    fn read_from(&self, from: Lsn) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>> {
         let records: Vec<Record> = self
             .lock()
             .records

@@ -1,0 +1,143 @@
+//! Helpers shared by the integration tests: sample entries, a log opener, and a file system
+//! that fails syncs or writes on demand.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{self, Read, Seek, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use phantom_storage::{
+    Column, ColumnType, FileRead, FileSystem, FileWrite, Mutation, Schema, StdFs, Value,
+};
+use phantom_wal::{LogEntry, OpenReport, Wal, WalOptions};
+
+/// A batch inserting one row `(i, "row i")` into `t`.
+pub fn insert(i: u64) -> LogEntry {
+    LogEntry::Batch(vec![Mutation::Insert {
+        table: "t".into(),
+        rows: vec![(i, vec![Value::Int(i as i64), format!("row {i}").into()])],
+    }])
+}
+
+/// A batch creating table `t`.
+pub fn create_table() -> LogEntry {
+    LogEntry::Batch(vec![Mutation::CreateTable {
+        table: "t".into(),
+        schema: Schema::new(
+            "t",
+            vec![
+                Column::new("id", ColumnType::Int).primary_key(),
+                Column::new("name", ColumnType::String),
+            ],
+        )
+        .expect("schema"),
+    }])
+}
+
+/// Opens log `db` in `dir` on the real file system.
+pub fn open(dir: &Path, options: WalOptions) -> (Wal, OpenReport) {
+    Wal::open(Arc::new(StdFs), dir, "db", options).expect("open log")
+}
+
+/// Options with a tiny segment size so tests roll over often.
+pub fn tiny_segments() -> WalOptions {
+    WalOptions {
+        segment_size: 256,
+        ..WalOptions::default()
+    }
+}
+
+/// The real file system, with syncs and writes that fail while a switch is on.
+#[derive(Debug, Clone, Default)]
+pub struct FailingFs {
+    pub fail_sync: Arc<AtomicBool>,
+    pub fail_write: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct FailingFile {
+    inner: Box<dyn FileWrite>,
+    fs: FailingFs,
+}
+
+impl Write for FailingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.fs.fail_write.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileWrite for FailingFile {
+    fn sync_data(&mut self) -> io::Result<()> {
+        if self.fs.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        self.inner.sync_data()
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        if self.fs.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        self.inner.sync_all()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn seek_to(&mut self, pos: u64) -> io::Result<()> {
+        self.inner.seek_to(pos)
+    }
+}
+
+impl FileSystem for FailingFs {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileRead>> {
+        StdFs.open_read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(Box::new(FailingFile {
+            inner: StdFs.create(path)?,
+            fs: self.clone(),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(Box::new(FailingFile {
+            inner: StdFs.open_append(path)?,
+            fs: self.clone(),
+        }))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(Box::new(FailingFile {
+            inner: StdFs.open_write(path)?,
+            fs: self.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        StdFs.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFs.list_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
+        StdFs.file_len(path)
+    }
+}
+
+// Keep the imports used by every test crate that includes this module.
+const _: fn(&mut dyn Read, &mut dyn Seek) = |_, _| {};

@@ -1,0 +1,296 @@
+//! Crash damage: a torn last record is cut (and saved to `.broken`) with every earlier record
+//! kept; a damaged record with valid records after it, or any damage in a sealed segment, is an
+//! error naming the file and the record's byte offset.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{insert, open, tiny_segments};
+use phantom_storage::StdFs;
+use phantom_wal::{Error, LogSink, SEGMENT_HEADER_LEN, Wal, WalOptions, WalReader};
+
+/// Writes `n` committed records and returns the log's segments and each record's
+/// (segment index, offset, length), in LSN order.
+fn write_log(dir: &Path, n: u64, options: WalOptions) -> Vec<(usize, u64, u64)> {
+    let (wal, _) = open(dir, options);
+    let mut spans = Vec::new();
+    let mut prev = (0usize, SEGMENT_HEADER_LEN as u64);
+    for i in 1..=n {
+        let lsn = wal.append(&insert(i)).unwrap();
+        wal.commit(lsn).unwrap();
+        let segs = wal.segments();
+        let idx = segs.len() - 1;
+        let start = if idx == prev.0 {
+            prev.1
+        } else {
+            SEGMENT_HEADER_LEN as u64
+        };
+        let end = segs[idx].bytes;
+        spans.push((idx, start, end - start));
+        prev = (idx, end);
+    }
+    spans
+}
+
+fn segment_path(dir: &Path, idx: usize) -> PathBuf {
+    dir.join(phantom_wal::segment_file_name("db", idx as u64 + 1))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn assert_points_at(err: &Error, file: &Path, offset: u64) {
+    assert_eq!(
+        err.location(),
+        Some((file, offset)),
+        "error should name {} at offset {offset}: {err}",
+        file.display()
+    );
+}
+
+#[test]
+fn truncating_inside_the_last_record_cuts_it_and_keeps_every_earlier_record() {
+    let pristine = tempfile::tempdir().unwrap();
+    let spans = write_log(pristine.path(), 5, WalOptions::default());
+    let (_, start, len) = spans[4];
+    let seg = segment_path(pristine.path(), 0);
+    let original = std::fs::read(&seg).unwrap();
+    for keep in 1..len {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), dir.path());
+        let path = segment_path(dir.path(), 0);
+        let cut_at = (start + keep) as usize;
+        std::fs::write(&path, &original[..cut_at]).unwrap();
+
+        // A read-only reader reports the tail without touching the file.
+        let mut reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+        let got: Vec<u64> = reader.by_ref().map(|r| r.unwrap().lsn).collect();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        let tail = reader.status().torn_tail.clone().expect("torn tail seen");
+        assert_eq!((tail.offset, tail.bytes_cut), (start, keep));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), cut_at as u64);
+
+        let (wal, report) = open(dir.path(), WalOptions::default());
+        assert_eq!(report.records, 4, "kept {keep} bytes");
+        assert_eq!(report.last_lsn, 4);
+        let tail = report.torn_tail.expect("torn tail reported");
+        assert_eq!(tail.file, path);
+        assert_eq!((tail.offset, tail.bytes_cut), (start, keep));
+        let mut broken = path.clone().into_os_string();
+        broken.push(".broken");
+        assert_eq!(
+            std::fs::read(&broken).unwrap(),
+            &original[start as usize..cut_at]
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), start);
+        // The log continues where valid data ended.
+        let lsn = wal.append(&insert(5)).unwrap();
+        assert_eq!(lsn, 5);
+        wal.commit(lsn).unwrap();
+        drop(wal);
+        let (_, report) = open(dir.path(), WalOptions::default());
+        assert_eq!((report.records, report.torn_tail), (5, None));
+    }
+}
+
+#[test]
+fn garbage_or_zeros_after_the_last_record_are_a_torn_tail() {
+    for junk in [vec![0u8; 100], vec![0xAB; 7], b"hello world".to_vec()] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 3, WalOptions::default());
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+        bytes.extend_from_slice(&junk);
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, report) = open(dir.path(), WalOptions::default());
+        assert_eq!(report.records, 3);
+        let tail = report.torn_tail.expect("tail");
+        assert_eq!((tail.offset, tail.bytes_cut), (len, junk.len() as u64));
+    }
+}
+
+#[test]
+fn flipping_any_byte_of_a_record_followed_by_valid_records_fails_the_open() {
+    let pristine = tempfile::tempdir().unwrap();
+    let spans = write_log(pristine.path(), 4, WalOptions::default());
+    let original = std::fs::read(segment_path(pristine.path(), 0)).unwrap();
+    // Records 1..=3 each have valid records after them.
+    for &(_, start, len) in &spans[..3] {
+        for i in 0..len {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(pristine.path(), dir.path());
+            let path = segment_path(dir.path(), 0);
+            let mut bytes = original.clone();
+            bytes[(start + i) as usize] ^= 0x41;
+            std::fs::write(&path, &bytes).unwrap();
+
+            let err =
+                Wal::open(Arc::new(StdFs), dir.path(), "db", WalOptions::default()).unwrap_err();
+            assert_points_at(&err, &path, start);
+            // Nothing was cut or written.
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            let reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+            let last = reader.last().expect("something yielded");
+            assert_points_at(&last.unwrap_err(), &path, start);
+        }
+    }
+}
+
+#[test]
+fn flipping_any_byte_of_a_sealed_segment_fails_the_open() {
+    let pristine = tempfile::tempdir().unwrap();
+    let spans = write_log(pristine.path(), 12, tiny_segments());
+    assert!(spans.last().unwrap().0 >= 2, "need sealed segments");
+    let original = std::fs::read(segment_path(pristine.path(), 0)).unwrap();
+    // Every record of the sealed segment 0, including its last one.
+    let sealed: Vec<_> = spans.iter().filter(|s| s.0 == 0).collect();
+    for &&(_, start, len) in &sealed {
+        for i in 0..len {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(pristine.path(), dir.path());
+            let path = segment_path(dir.path(), 0);
+            let mut bytes = original.clone();
+            bytes[(start + i) as usize] ^= 0x01;
+            std::fs::write(&path, &bytes).unwrap();
+            let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+            assert_points_at(&err, &path, start);
+        }
+    }
+    // The header, too: every byte of it.
+    for i in 0..SEGMENT_HEADER_LEN {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), dir.path());
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[i] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Corrupt { file, .. } | Error::ChecksumMismatch { file, .. } if file == &path
+            ),
+            "header byte {i}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_sealed_segment_fails_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 12, tiny_segments());
+    let (_, start, len) = *spans.iter().rfind(|s| s.0 == 0).unwrap();
+    let path = segment_path(dir.path(), 0);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..(start + len / 2) as usize]).unwrap();
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+    assert_points_at(&err, &path, start);
+}
+
+#[test]
+fn a_missing_middle_segment_or_an_lsn_gap_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 20, tiny_segments());
+    std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn an_lsn_gap_between_segments_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 20, tiny_segments());
+    // Segment 2 claims to start one LSN later than segment 1 ends (header CRC kept valid).
+    let path = segment_path(dir.path(), 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let first = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
+    bytes[16..24].copy_from_slice(&(first + 1).to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+    assert!(
+        matches!(&err, Error::LsnGap { file, expected, found } if file == &path && *expected == first && *found == first + 1),
+        "{err}"
+    );
+    let reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+    let last = reader.last().unwrap();
+    assert!(matches!(last, Err(Error::LsnGap { .. })), "{last:?}");
+}
+
+#[test]
+fn a_segment_from_another_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 2, WalOptions::default());
+    let path = segment_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8] = 9;
+    let crc = crc32c::crc32c(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", WalOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedVersion { found: 9, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_interrupted_roll_over_leaves_a_headerless_segment_that_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 12, tiny_segments());
+    let next = spans.last().unwrap().0 + 1;
+    let path = segment_path(dir.path(), next);
+    std::fs::write(&path, b"PHDB").unwrap();
+    let (wal, report) = open(dir.path(), tiny_segments());
+    assert_eq!(report.records, 12);
+    let tail = report.torn_tail.expect("tail");
+    assert_eq!(
+        (tail.file, tail.offset, tail.bytes_cut),
+        (path.clone(), 0, 4)
+    );
+    assert!(!path.exists());
+    for i in 13..=30 {
+        let lsn = wal.append(&insert(i)).unwrap();
+        wal.commit(lsn).unwrap();
+    }
+    drop(wal);
+    let (_, report) = open(dir.path(), tiny_segments());
+    assert_eq!(report.records, 30);
+}
+
+#[test]
+fn a_torn_tail_in_a_preallocated_segment_is_cut_and_the_space_zeroed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_size: 4096,
+        preallocate: true,
+        ..WalOptions::default()
+    };
+    let spans = write_log(dir.path(), 5, options.clone());
+    let (_, start, len) = spans[4];
+    let path = segment_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[(start + len / 2) as usize..(start + len) as usize] {
+        *b = 0;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let (wal, report) = open(dir.path(), options.clone());
+    assert_eq!(report.records, 4);
+    let tail = report.torn_tail.expect("tail");
+    assert_eq!(tail.offset, start);
+    assert!(tail.bytes_cut > 0 && tail.bytes_cut <= len);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+    let lsn = wal.append(&insert(5)).unwrap();
+    wal.commit(lsn).unwrap();
+    drop(wal);
+    let (_, report) = open(dir.path(), options);
+    assert_eq!((report.records, report.torn_tail), (5, None));
+}
