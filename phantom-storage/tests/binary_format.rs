@@ -264,6 +264,9 @@ fn image(parts: &[Vec<u8>]) -> (Vec<u8>, Vec<u64>) {
     (bytes, offsets)
 }
 
+/// Whether an error is the expected kind.
+type ErrorCheck = fn(&Error) -> bool;
+
 fn at(n: usize) -> Location {
     Location::Offset(n as u64)
 }
@@ -578,7 +581,7 @@ fn a_duplicate_primary_key_is_a_bad_row_at_the_row() {
 
 #[test]
 fn rows_that_do_not_fit_the_schema_are_bad_rows() {
-    let cases: Vec<(Vec<Value>, fn(&Error) -> bool)> = vec![
+    let cases: Vec<(Vec<Value>, ErrorCheck)> = vec![
         (vec![Value::Int(1)], |e| matches!(e, Error::Arity { .. })),
         (vec!["x".into(), "a".into()], |e| {
             matches!(e, Error::TypeMismatch { .. })
@@ -745,7 +748,7 @@ fn blocks_out_of_grammar_order_are_malformed() {
 
 #[test]
 fn bad_table_definitions_are_bad_definitions() {
-    let cases: Vec<(Vec<Vec<u8>>, usize, fn(&Error) -> bool)> = vec![
+    let cases: Vec<(Vec<Vec<u8>>, usize, ErrorCheck)> = vec![
         (
             vec![table_begin("../x", &id_name_columns(), 1, 0)],
             0,
