@@ -198,9 +198,12 @@ pub(super) fn parse_row(
             };
             (scratch.as_str(), true, after)
         } else {
-            let end = rest.find(',').unwrap_or(rest.len());
+            let end = rest
+                .bytes()
+                .position(|b| b == b',' || b == b'"')
+                .unwrap_or(rest.len());
             let (field, after) = rest.split_at(end);
-            if field.contains('"') {
+            if after.starts_with('"') {
                 return Err(RowError::Syntax(
                     "a double quote inside an unquoted field (quote the field and double the quote)",
                 ));

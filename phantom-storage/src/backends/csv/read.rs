@@ -605,32 +605,45 @@ impl BodyReader<'_> {
             return Err(malformed(start, "ROW: before DATA:"));
         }
 
-        self.record.clear();
-        self.record
-            .extend_from_slice(self.lines.content().get(ROW.len()..).unwrap_or(&[]));
-        let mut scan = QuoteScan::default();
-        scan.feed(&self.record);
-        while scan.in_quotes() {
-            // The line break is inside a quoted value: it is data. In a CRLF file every line
-            // break was written as CR LF (text-mode conversion), so it reads as LF there.
-            let line_end = self.lines.line_end();
-            if self.lines.crlf && line_end == b"\r\n" {
-                self.record.push(b'\n');
-            } else {
-                self.record.extend_from_slice(line_end);
+        // Fast path: a row without any `"` cannot continue on the next line; parse it in place.
+        let in_place = !self
+            .lines
+            .content()
+            .get(ROW.len()..)
+            .unwrap_or(&[])
+            .contains(&b'"');
+        if !in_place {
+            self.record.clear();
+            self.record
+                .extend_from_slice(self.lines.content().get(ROW.len()..).unwrap_or(&[]));
+            let mut scan = QuoteScan::default();
+            scan.feed(&self.record);
+            while scan.in_quotes() {
+                // The line break is inside a quoted value: it is data. In a CRLF file every
+                // line break was written as CR LF (text-mode conversion), so it reads as LF.
+                let line_end = self.lines.line_end();
+                if self.lines.crlf && line_end == b"\r\n" {
+                    self.record.push(b'\n');
+                } else {
+                    self.record.extend_from_slice(line_end);
+                }
+                if !self.lines.next()? {
+                    return Err(truncated(
+                        self.lines.number,
+                        format!("the file ends inside a quoted field of the row at line {start}"),
+                    ));
+                }
+                let from = self.record.len();
+                self.record.extend_from_slice(self.lines.content());
+                scan.feed(self.record.get(from..).unwrap_or(&[]));
             }
-            if !self.lines.next()? {
-                return Err(truncated(
-                    self.lines.number,
-                    format!("the file ends inside a quoted field of the row at line {start}"),
-                ));
-            }
-            let from = self.record.len();
-            self.record.extend_from_slice(self.lines.content());
-            scan.feed(self.record.get(from..).unwrap_or(&[]));
         }
-
-        let record = std::str::from_utf8(&self.record)
+        let bytes = if in_place {
+            self.lines.content().get(ROW.len()..).unwrap_or(&[])
+        } else {
+            &self.record
+        };
+        let record = std::str::from_utf8(bytes)
             .map_err(|e| malformed(start, format!("invalid UTF-8 in row: {e}")))?;
         let columns = table.schema().columns();
         let mut values = Vec::with_capacity(columns.len());
