@@ -1087,6 +1087,68 @@ fn an_empty_file_is_truncated_at_line_1() {
     );
 }
 
+#[test]
+fn quoted_non_string_fields_parse_like_unquoted_ones() {
+    let input = legacy("[TABLE:t]\nCOLUMNS:a:int,b:bool\nDATA:a,b\nROW:\"42\",\"yes\"\n\n");
+    let (_, catalog) = read(input.as_bytes()).expect("read");
+    let (_, row) = catalog.table("t").expect("t").rows().next().expect("row");
+    assert_eq!(&row[..], &[Value::Int(42), Value::Bool(true)]);
+}
+
+fn cell_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(",".to_owned()),
+            Just("\"".to_owned()),
+            Just("\r".to_owned()),
+            Just("\n".to_owned()),
+            Just(" ".to_owned()),
+            Just("#".to_owned()),
+            "[a-zA-Z0-9]{1,3}",
+            any::<char>().prop_map(String::from),
+        ],
+        0..6,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_rows_round_trip(
+        rows in prop::collection::vec(
+            (any::<i64>(), any::<f64>(), prop::option::of(cell_text()), prop::option::of(cell_text())),
+            0..12,
+        ),
+        deleted in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        let mut catalog = single_table(
+            vec![
+                Column::new("i", ColumnType::Int),
+                Column::new("f", ColumnType::Float),
+                Column::new("a", ColumnType::String),
+                Column::new("b", ColumnType::String),
+            ],
+            rows.into_iter()
+                .map(|(i, f, a, b)| vec![Value::Int(i), Value::Float(f), a.into(), b.into()])
+                .collect(),
+        );
+        let t = catalog.table_mut("t").expect("t");
+        let ids: Vec<u64> = t.rows().map(|(id, _)| id).collect();
+        if !ids.is_empty() {
+            for d in deleted {
+                let _ = t.delete(ids[d.index(ids.len())]);
+            }
+        }
+        let m = meta(ImageKind::Database, 1, None);
+        let bytes = write(&m, &catalog);
+        let (back_meta, back) = read(&bytes).expect("read back");
+        prop_assert_eq!(back_meta, m);
+        prop_assert_eq!(back, catalog);
+    }
+}
+
 // ----- no panics on any input -----
 
 proptest! {
