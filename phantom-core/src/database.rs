@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use phantom_recovery::{RecoveryReport, load_newest_image, replay};
+use phantom_recovery::{
+    RecoveryMode, RecoveryReport, Restored, Target, VerifyReport, load_newest_image, replay,
+};
 use phantom_snapshot::{EveryOps, Never, SnapshotInfo, SnapshotPolicy, SnapshotStore};
 use phantom_storage::{
     Column, CsvFormat, FileSystem, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX, validate_name,
@@ -37,6 +39,31 @@ pub struct Builder {
     policy: Arc<dyn SnapshotPolicy>,
     snapshots_enabled: bool,
     retain: usize,
+    mode: RecoveryMode,
+    progress: Option<ProgressFn>,
+}
+
+/// A callback told how far a long recovery got (records replayed so far).
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(RecoveryProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn(..)")
+    }
+}
+
+/// Progress of one database's recovery, for a progress bar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryProgress {
+    /// Database name.
+    pub database: String,
+    /// Log records replayed so far.
+    pub records: u64,
+    /// The LSN reached.
+    pub lsn: Lsn,
+    /// The last LSN in the log (the goal).
+    pub last_lsn: Lsn,
 }
 
 impl Default for Builder {
@@ -50,6 +77,8 @@ impl Default for Builder {
             policy: Arc::new(EveryOps(DEFAULT_SNAPSHOT_INTERVAL)),
             snapshots_enabled: true,
             retain: phantom_snapshot::DEFAULT_RETAIN,
+            mode: RecoveryMode::default(),
+            progress: None,
         }
     }
 }
@@ -101,6 +130,17 @@ impl Builder {
         self
     }
 
+    /// How recovery treats an irregular log (default: cut a torn tail, refuse corruption).
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Called every 10,000 replayed records (and at the end) while a database recovers.
+    pub fn recovery_progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// Builds the database without touching the disk (the spec's constructor).
     pub fn build(self) -> Result<Database> {
         validate_dir(&self.data_dir)?;
@@ -110,6 +150,8 @@ impl Builder {
                 main_format: self.main_format,
                 log: self.log,
                 retain: self.retain,
+                mode: self.mode,
+                progress: self.progress,
                 settings: RwLock::new(Settings {
                     data_dir: self.data_dir,
                     snapshots_enabled: self.snapshots_enabled,
@@ -150,6 +192,8 @@ struct Shared {
     main_format: Arc<dyn StorageFormat>,
     log: Arc<dyn LogFactory>,
     retain: usize,
+    mode: RecoveryMode,
+    progress: Option<ProgressFn>,
     settings: RwLock<Settings>,
     dir: Mutex<DirState>,
 }
@@ -444,13 +488,25 @@ impl Database {
             fs.remove_file(&main_tmp).map_err(Error::io(&main_tmp))?;
         }
         let image = load_newest_image(&**fs, dir, name, &store, &self.extra_formats())?;
+        let prepared = self.shared.log.prepare(fs, dir, name, self.shared.mode)?;
         let mut opened = self.shared.log.open(fs, dir, name, image.lsn + 1)?;
         let mut catalog = image.catalog.clone();
-        let stats = replay(
-            &mut catalog,
-            image.lsn,
-            opened.sink.read_from(image.lsn + 1)?,
-        )?;
+        let last_lsn = opened.sink.last_lsn();
+        let mut replayed = 0u64;
+        let records = opened.sink.read_from(image.lsn + 1)?.inspect(|r| {
+            replayed += 1;
+            if let (Some(progress), Ok(r)) = (&self.shared.progress, r)
+                && (replayed.is_multiple_of(10_000) || r.lsn == last_lsn)
+            {
+                (progress.0)(RecoveryProgress {
+                    database: name.to_owned(),
+                    records: replayed,
+                    lsn: r.lsn,
+                    last_lsn,
+                });
+            }
+        });
+        let stats = replay(&mut catalog, image.lsn, records)?;
         if stats.dropped {
             tracing::info!(database = name, "finishing an interrupted drop");
             drop(opened);
@@ -478,6 +534,8 @@ impl Database {
             final_lsn: stats.last_lsn,
             replay: stats,
             torn_bytes_cut: opened.torn_bytes_cut,
+            mode: self.shared.mode,
+            salvaged: prepared.salvaged,
             duration: started.elapsed(),
         };
         tracing::info!(database = name, ?report, "recovered");
@@ -813,6 +871,115 @@ impl Database {
     /// What recovery did when `db` was opened.
     pub fn recovery_report(&self, db: &str) -> Result<RecoveryReport> {
         Ok(self.handle(db, false)?.report.clone())
+    }
+
+    /// Checks every file of `db` (main file, snapshots, log segments) in full without
+    /// modifying anything; works even when the database cannot be opened.
+    pub fn verify(&self, db: &str) -> Result<VerifyReport> {
+        validate_name(db)?;
+        let Some(dir) = self.dir_for(false)? else {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        };
+        let store = self.store(&dir, db)?;
+        if !self.exists_on_disk(&dir, db, &store)? {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        }
+        Ok(phantom_recovery::verify(
+            &self.shared.fs,
+            &dir,
+            db,
+            &store,
+            &self.extra_formats(),
+        )?)
+    }
+
+    /// Point-in-time recovery of `db` to `target`.
+    ///
+    /// With `out`, the recovered state is written as `<out>/<db>.db` (a directory that opens as
+    /// a PhantomDB data directory) and the source is left untouched. Without `out`, the live
+    /// database is rewound: its log segments and every snapshot newer than the target are moved
+    /// aside (renamed `<file>.pre-restore`, never deleted), the recovered state becomes the main
+    /// file, and the database reopens from it.
+    pub fn restore(&self, db: &str, target: Target, out: Option<&Path>) -> Result<Restored> {
+        validate_name(db)?;
+        let Some(dir) = self.dir_for(false)? else {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        };
+        let store = self.store(&dir, db)?;
+        if !self.exists_on_disk(&dir, db, &store)? {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        }
+        let fs = &self.shared.fs;
+        let write_image = |restored: &Restored, path: &Path| -> Result<()> {
+            let meta = phantom_storage::ImageMeta {
+                database: db.to_owned(),
+                lsn: restored.lsn,
+                created: Some(chrono::Utc::now()),
+                kind: phantom_storage::ImageKind::Database,
+            };
+            let format = &self.shared.main_format;
+            phantom_storage::atomic_write(&**fs, path, &mut |w| {
+                format.write(&meta, &restored.catalog, w)
+            })?;
+            Ok(())
+        };
+        if let Some(out) = out {
+            validate_dir(out)?;
+            if out.canonicalize().ok() == dir.canonicalize().ok() {
+                return Err(Error::InvalidDataDirectory {
+                    path: out.to_path_buf(),
+                    reason: "the output directory is the data directory; omit it to restore in place",
+                });
+            }
+            let restored =
+                phantom_recovery::restore(fs, &dir, db, &store, &self.extra_formats(), target)?;
+            fs.create_dir_all(out).map_err(Error::io(out))?;
+            let out_store = self.store(out, db)?;
+            if self.exists_on_disk(out, db, &out_store)? {
+                return Err(Error::DatabaseExists {
+                    name: db.to_owned(),
+                });
+            }
+            write_image(&restored, &out.join(format!("{db}.db")))?;
+            return Ok(restored);
+        }
+        // In place: close the live handle first so nothing writes while files move.
+        let mut state = lock(&self.shared.dir);
+        if let Some(h) = state.dbs.remove(db) {
+            h.wait_for_snapshots();
+        }
+        let restored =
+            phantom_recovery::restore(fs, &dir, db, &store, &self.extra_formats(), target)?;
+        let aside = |path: &Path| -> Result<()> {
+            let to = PathBuf::from(format!("{}.pre-restore", path.display()));
+            fs.rename(path, &to).map_err(Error::io(path))
+        };
+        for entry in store.list()? {
+            if entry.info().is_none_or(|i| i.lsn > restored.lsn) {
+                aside(entry.path())?;
+            }
+        }
+        for file in fs.list_dir(&dir).map_err(Error::io(&dir))? {
+            if file == format!("{db}.log")
+                || (file.starts_with(&format!("{db}.log."))
+                    && file[db.len() + 5..].bytes().all(|b| b.is_ascii_digit()))
+            {
+                aside(&dir.join(file))?;
+            }
+        }
+        write_image(&restored, &dir.join(format!("{db}.db")))?;
+        fs.sync_dir(&dir).map_err(Error::io(&dir))?;
+        drop(state);
+        self.handle(db, false)?;
+        Ok(restored)
     }
 
     // ----- observability -----

@@ -49,7 +49,9 @@ pub use lock::LOCK_FILE;
 pub use log::{LogFactory, OpenedLog, WalFactory};
 pub use tx::{Assignments, Order, Query, Rows, Transaction, assignments};
 
-pub use phantom_recovery::RecoveryReport;
+pub use phantom_recovery::{
+    Problem, RecoveryMode, RecoveryReport, Restored, Salvaged, Target, VerifyReport,
+};
 pub use phantom_snapshot::{SnapshotInfo, SnapshotPolicy};
 pub use phantom_storage::{Column, ColumnType, RowId, Schema, StorageFormat, Value};
 pub use phantom_wal::{LogSink, Lsn, SyncMode};

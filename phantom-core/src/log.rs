@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use phantom_recovery::{Prepared, RecoveryMode, prepare_wal};
 use phantom_storage::FileSystem;
 use phantom_wal::{LogSink, Lsn, SyncMode, Wal, WalOptions};
 
@@ -35,6 +36,19 @@ pub trait LogFactory: Send + Sync + fmt::Debug {
     fn exists(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<bool>;
     /// Removes the log of `database` (drop database). Missing files are not an error.
     fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()>;
+
+    /// Applies a [`RecoveryMode`] to the log before it is opened (refuse a torn tail, salvage
+    /// a prefix). The default accepts only the default mode's behaviour and does nothing.
+    fn prepare(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+        mode: RecoveryMode,
+    ) -> Result<Prepared> {
+        let _ = (fs, dir, database, mode);
+        Ok(Prepared::default())
+    }
 }
 
 /// The default [`LogFactory`]: phantom-wal's segmented binary log at `<dir>/<db>.log`.
@@ -87,6 +101,16 @@ impl LogFactory for WalFactory {
             .file_len(&first)
             .map_err(phantom_storage::Error::from)?
             .is_some())
+    }
+
+    fn prepare(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+        mode: RecoveryMode,
+    ) -> Result<Prepared> {
+        Ok(prepare_wal(fs, dir, database, mode)?)
     }
 
     fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()> {

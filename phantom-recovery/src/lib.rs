@@ -19,15 +19,23 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use phantom_snapshot::SnapshotStore;
-use std::sync::Arc;
+use phantom_storage::Catalog;
+use phantom_wal::Lsn;
 
-use phantom_storage::{Catalog, FileSystem, ImageMeta, StorageFormat, backends};
-use phantom_wal::{LogEntry, Lsn, Record};
+mod image;
+mod modes;
+mod pitr;
+mod replay;
+mod verify;
+
+pub use image::{load_newest_image, read_image, read_image_meta};
+pub use modes::{Prepared, RecoveryMode, Salvaged, prepare_wal};
+pub use pitr::{Restored, Target, restore};
+pub use replay::replay;
+pub use verify::{Problem, VerifyReport, verify};
 
 /// Errors of recovery.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +59,24 @@ pub enum Error {
         expected: Lsn,
         /// The LSN found instead.
         found: Lsn,
+    },
+    /// Strict mode refuses a torn log tail.
+    #[error("strict recovery: log segment {} ends in a torn tail at byte offset {offset} ({bytes} bytes); recover with mode tolerate to cut it", file.display())]
+    TornTailRefused {
+        /// The segment.
+        file: PathBuf,
+        /// Where valid data ends.
+        offset: u64,
+        /// Bytes after it.
+        bytes: u64,
+    },
+    /// Point-in-time recovery could not reach the target LSN: the log ends before it.
+    #[error("cannot recover to LSN {target}: the log ends at LSN {last}")]
+    TargetNotReached {
+        /// The LSN asked for.
+        target: Lsn,
+        /// The last LSN available.
+        last: Lsn,
     },
     /// A log record does not apply to the state rebuilt so far.
     #[error("log record {lsn} does not apply: {source}")]
@@ -120,201 +146,10 @@ pub struct RecoveryReport {
     pub final_lsn: Lsn,
     /// Bytes cut from a torn log tail.
     pub torn_bytes_cut: u64,
+    /// The mode recovery ran in.
+    pub mode: RecoveryMode,
+    /// What salvage dropped, when it ran and found something to drop.
+    pub salvaged: Option<Salvaged>,
     /// How long recovery took.
     pub duration: Duration,
-}
-
-fn main_file(dir: &Path, db: &str) -> PathBuf {
-    dir.join(format!("{db}.db"))
-}
-
-/// Reads a whole image file, detecting its format from its first bytes: `extra` formats are
-/// tried first, then the shipped ones (CSV, binary).
-pub fn read_image(
-    fs: &dyn FileSystem,
-    path: &Path,
-    extra: &[Arc<dyn StorageFormat>],
-) -> phantom_storage::Result<(ImageMeta, Catalog)> {
-    let inner = || -> phantom_storage::Result<_> {
-        let (format, mut input) = open_detected(fs, path, extra)?;
-        format.read(&mut input)
-    };
-    inner().map_err(|e| e.in_file(path))
-}
-
-/// Reads only the header of an image file.
-pub fn read_image_meta(
-    fs: &dyn FileSystem,
-    path: &Path,
-    extra: &[Arc<dyn StorageFormat>],
-) -> phantom_storage::Result<ImageMeta> {
-    let inner = || -> phantom_storage::Result<_> {
-        let (format, mut input) = open_detected(fs, path, extra)?;
-        format.read_meta(&mut input)
-    };
-    inner().map_err(|e| e.in_file(path))
-}
-
-fn open_detected(
-    fs: &dyn FileSystem,
-    path: &Path,
-    extra: &[Arc<dyn StorageFormat>],
-) -> phantom_storage::Result<(Arc<dyn StorageFormat>, impl Read)> {
-    let mut file = fs.open_read(path)?;
-    let mut head = Vec::with_capacity(64);
-    (&mut file).take(64).read_to_end(&mut head)?;
-    let format = extra
-        .iter()
-        .find(|f| f.detect(&head))
-        .cloned()
-        .or_else(|| backends::detect(&head).map(Arc::from))
-        .ok_or_else(|| phantom_storage::Error::Malformed {
-            location: phantom_storage::Location::Offset(0),
-            reason: "not a PhantomDB image (no known format recognises its first bytes)".into(),
-        })?;
-    Ok((format, std::io::Cursor::new(head).chain(file)))
-}
-
-enum Candidate {
-    Main(PathBuf),
-    Snapshot(PathBuf),
-}
-
-/// Picks the newest recovery point that verifies: the main file `<db>.db` (read with `extra`
-/// formats or the shipped ones) or a snapshot of `store`. Corrupt candidates are moved aside
-/// as `<file>.broken` and reported; an I/O error (not a verification failure) aborts instead,
-/// since a transient error must not make recovery silently pick an older state.
-pub fn load_newest_image(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    db: &str,
-    store: &SnapshotStore,
-    extra: &[Arc<dyn StorageFormat>],
-) -> Result<LoadedImage> {
-    let mut candidates: Vec<(Lsn, Candidate)> = Vec::new();
-    let main = main_file(dir, db);
-    if fs
-        .file_len(&main)
-        .map_err(phantom_storage::Error::from)?
-        .is_some()
-    {
-        // An unreadable header sorts first so it is tried, fails verification and is reported.
-        let lsn = read_image_meta(fs, &main, extra).map_or(u64::MAX, |m| m.lsn);
-        candidates.push((lsn, Candidate::Main(main)));
-    }
-    for entry in store.list()? {
-        let lsn = entry.info().map_or(u64::MAX, |i| i.lsn);
-        candidates.push((lsn, Candidate::Snapshot(entry.path().to_path_buf())));
-    }
-    // Newest first. Two candidates with one LSN hold the same state; either will do.
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
-    let mut rejected = Vec::new();
-    for (_, candidate) in candidates {
-        let (path, loaded) = match candidate {
-            Candidate::Main(path) => {
-                let r = read_image(fs, &path, extra).map_err(|e| (is_io(&e), Error::from(e)));
-                (path, r)
-            }
-            Candidate::Snapshot(path) => {
-                let r = store
-                    .load(&path)
-                    .map_err(|e| (is_snapshot_io(&e), Error::from(e)));
-                (path, r)
-            }
-        };
-        match loaded {
-            Ok((meta, catalog)) => {
-                return Ok(LoadedImage {
-                    source: Some(path),
-                    catalog,
-                    lsn: meta.lsn,
-                    rejected,
-                });
-            }
-            Err((true, e)) => return Err(e),
-            Err((false, e)) => {
-                let broken = PathBuf::from(format!("{}.broken", path.display()));
-                let moved_to = match fs.rename(&path, &broken) {
-                    Ok(()) => Some(broken),
-                    Err(io) => {
-                        tracing::warn!(file = %path.display(), error = %io, "could not move a corrupt recovery point aside");
-                        None
-                    }
-                };
-                tracing::warn!(file = %path.display(), error = %e, "recovery point rejected");
-                rejected.push(Rejected {
-                    path,
-                    reason: e.to_string(),
-                    moved_to,
-                });
-            }
-        }
-    }
-    Ok(LoadedImage {
-        source: None,
-        catalog: Catalog::new(),
-        lsn: 0,
-        rejected,
-    })
-}
-
-fn is_snapshot_io(e: &phantom_snapshot::Error) -> bool {
-    match e {
-        phantom_snapshot::Error::Io { .. } => true,
-        phantom_snapshot::Error::Storage(inner) => is_io(inner),
-        _ => false,
-    }
-}
-
-fn is_io(e: &phantom_storage::Error) -> bool {
-    match e {
-        phantom_storage::Error::Io(_) => true,
-        phantom_storage::Error::InFile { source, .. } => is_io(source),
-        _ => false,
-    }
-}
-
-/// Replays log records on top of an image at `image_lsn`, streaming: records at or below
-/// `image_lsn` are skipped, the next must be `image_lsn + 1`, and every later one must follow
-/// without a gap. A batch applies entirely or not at all.
-pub fn replay(
-    catalog: &mut Catalog,
-    image_lsn: Lsn,
-    records: impl Iterator<Item = phantom_wal::Result<Record>>,
-) -> Result<ReplayStats> {
-    let mut stats = ReplayStats {
-        last_lsn: image_lsn,
-        ..ReplayStats::default()
-    };
-    for record in records {
-        let record = record?;
-        if record.lsn <= stats.last_lsn {
-            stats.skipped += 1;
-            continue;
-        }
-        if record.lsn != stats.last_lsn + 1 {
-            return Err(Error::LogGap {
-                image_lsn,
-                expected: stats.last_lsn + 1,
-                found: record.lsn,
-            });
-        }
-        stats.dropped = false;
-        match &record.entry {
-            LogEntry::Batch(mutations) => {
-                catalog
-                    .apply_all(mutations)
-                    .map_err(|source| Error::BadRecord {
-                        lsn: record.lsn,
-                        source,
-                    })?
-            }
-            LogEntry::DropDatabase => stats.dropped = true,
-            LogEntry::CreateDatabase => *catalog = Catalog::new(),
-            _ => {}
-        }
-        stats.records += 1;
-        stats.last_lsn = record.lsn;
-    }
-    Ok(stats)
 }

@@ -279,3 +279,19 @@ impl Iterator for WalReader {
         }
     }
 }
+
+impl WalReader {
+    /// `(segment number, first LSN)` of every segment of log `name` in `dir` whose header
+    /// reads, oldest first, reading only the headers. For tools that report what a cut or a
+    /// lost segment held.
+    pub fn segment_first_lsns(fs: Arc<dyn FileSystem>, dir: &Path, name: &str) -> Result<Vec<(u64, Lsn)>> {
+        let mut out = Vec::new();
+        for (number, path) in list_segments(fs.as_ref(), dir, name)? {
+            let head = read_head(fs.as_ref(), &path)?;
+            if let Ok(header) = SegmentHeader::decode(&path, &head) {
+                out.push((number, header.first_lsn));
+            }
+        }
+        Ok(out)
+    }
+}
