@@ -215,7 +215,10 @@ fn golden_a_snapshot_differs_in_lines_1_and_4() {
 #[test]
 fn header_values_round_trip_including_missing_and_fractional_times() {
     let with_nanos = spec_time() + chrono::Duration::nanoseconds(123_456_789);
-    for created in [None, Some(spec_time()), Some(with_nanos)] {
+    // 2016-12-31 23:59:60.5, a leap second as chrono represents it (nanoseconds ≥ 1e9).
+    let leap = DateTime::from_timestamp(1_483_228_799, 1_500_000_000);
+    assert!(leap.is_some());
+    for created in [None, Some(spec_time()), Some(with_nanos), leap] {
         for lsn in [0, 1, u64::MAX] {
             let m = meta(ImageKind::Snapshot, lsn, created);
             let bytes = write(&m, &Catalog::new());

@@ -59,6 +59,10 @@ impl Out<'_> {
     }
 }
 
+// Layout: header lines, blank line, one block per table (`[TABLE:]`, our table lines,
+// `COLUMNS:`, `DATA:`, rows, blank line), checksum line; see the module doc of `backends::csv`
+// and `docs/formats/csv.md`.
+
 /// Writes `catalog` as a version-1 CSV image described by `meta`.
 pub(super) fn write_image(meta: &ImageMeta, catalog: &Catalog, out: &mut dyn Write) -> Result<()> {
     validate_name(&meta.database)?;
