@@ -38,7 +38,8 @@ fn require(db: &Database, name: &str) -> anyhow::Result<()> {
 pub(crate) fn save(dir: &Path, name: &str) -> anyhow::Result<()> {
     let db = open(dir)?;
     let path = db.save_to_disk(name)?;
-    println!("{}", path.display());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", path.display())?;
     Ok(())
 }
 
@@ -172,18 +173,28 @@ pub(crate) fn import(dir: &Path, name: &str, table: &str, file: &Path) -> anyhow
 
 /// `phantom demo`: the spec's "API Usage", for real. A `my_database` left by an earlier run is
 /// dropped first, so every run starts from the same state.
+///
+/// The output is collected and written at the end (also after an error), so a closed stdout
+/// cannot stop the demo half-way.
 pub(crate) fn demo(dir: &Path) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    let result = demo_steps(dir, &mut out);
+    std::io::stdout().lock().write_all(&out)?;
+    result
+}
+
+fn demo_steps(dir: &Path, out: &mut Vec<u8>) -> anyhow::Result<()> {
     const DB: &str = "my_database";
     let db = Database::new();
     db.set_data_directory(dir)?;
     db.set_snapshot_enabled(true);
-    println!("data directory: {}", dir.display());
+    writeln!(out, "data directory: {}", dir.display())?;
     if db.database_exists(DB)? {
         db.drop_database(DB)?;
-        println!("dropped {DB} left by an earlier run");
+        writeln!(out, "dropped {DB} left by an earlier run")?;
     }
     db.create_database(DB)?;
-    println!("created database {DB}");
+    writeln!(out, "created database {DB}")?;
     db.create_table(
         DB,
         "users",
@@ -193,7 +204,10 @@ pub(crate) fn demo(dir: &Path) -> anyhow::Result<()> {
             Column::new("email", ColumnType::String),
         ],
     )?;
-    println!("created table users (id int PRIMARY KEY, name string, email string)");
+    writeln!(
+        out,
+        "created table users (id int PRIMARY KEY, name string, email string)"
+    )?;
     for (id, name, email) in [
         (1, "John Doe", "john@example.com"),
         (2, "Jane Smith", "jane@example.com"),
@@ -207,32 +221,37 @@ pub(crate) fn demo(dir: &Path) -> anyhow::Result<()> {
                 ("email", email.into()),
             ],
         )?;
-        println!("inserted {id}, {name}, {email}");
+        writeln!(out, "inserted {id}, {name}, {email}")?;
     }
     db.set_snapshot_interval(500);
-    println!("snapshot interval: every 500 operations");
+    writeln!(out, "snapshot interval: every 500 operations")?;
     let lsn = db.append_transaction_log(
         DB,
         "MAINTENANCE",
         [("user", "admin"), ("action", "maintenance")],
     )?;
-    println!("appended MAINTENANCE {{user: admin, action: maintenance}} to the log at LSN {lsn}");
+    writeln!(
+        out,
+        "appended MAINTENANCE {{user: admin, action: maintenance}} to the log at LSN {lsn}"
+    )?;
     let snap = db.create_snapshot(DB)?;
-    println!(
+    writeln!(
+        out,
         "created snapshot {} (LSN {}, {} bytes)",
         snap.path.display(),
         snap.lsn,
         snap.size
-    );
+    )?;
     let main = db.save_to_disk(DB)?;
-    println!("saved {}", main.display());
+    writeln!(out, "saved {}", main.display())?;
     drop(db);
 
     let fresh = Database::new();
     fresh.set_data_directory(dir)?;
     fresh.load_from_disk(DB)?;
     let report = fresh.recovery_report(DB)?;
-    println!(
+    writeln!(
+        out,
         "reloaded {DB} in a fresh Database: recovery point {}, {} log records replayed, final LSN {}",
         report
             .recovery_point
@@ -240,11 +259,9 @@ pub(crate) fn demo(dir: &Path) -> anyhow::Result<()> {
             .map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
         report.replay.records,
         report.final_lsn
-    );
+    )?;
     let rows = fresh.select_all(DB, "users")?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    write_table(&mut out, &rows.columns, &rows.rows)?;
+    write_table(out, &rows.columns, &rows.rows)?;
     drop(fresh);
 
     writeln!(out, "files in {}:", dir.display())?;
@@ -314,12 +331,18 @@ pub(crate) fn log(dir: &Path, name: &str, from: u64, json: bool) -> anyhow::Resu
                     .iter()
                     .map(|(k, v)| serde_json::json!([k, v]))
                     .collect();
-                let obj = serde_json::json!({
-                    "lsn": record.lsn,
-                    "timestamp": record.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "operation": line.operation,
-                    "fields": fields,
-                });
+                // Written by hand to keep the keys in this order.
+                let obj = format!(
+                    "{{\"lsn\":{},\"timestamp\":{},\"operation\":{},\"fields\":{}}}",
+                    record.lsn,
+                    serde_json::Value::from(
+                        record
+                            .timestamp
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    ),
+                    serde_json::Value::from(line.operation.clone()),
+                    serde_json::Value::from(fields),
+                );
                 writeln!(out, "{obj}")?;
             }
         } else {
@@ -344,8 +367,9 @@ pub(crate) fn log(dir: &Path, name: &str, from: u64, json: bool) -> anyhow::Resu
 pub(crate) fn snapshot_create(dir: &Path, name: &str) -> anyhow::Result<()> {
     let db = open(dir)?;
     let info = db.create_snapshot(name)?;
-    println!("path: {}", info.path.display());
-    println!("lsn: {}", info.lsn);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "path: {}", info.path.display())?;
+    writeln!(out, "lsn: {}", info.lsn)?;
     Ok(())
 }
 
@@ -440,7 +464,10 @@ fn recovery_figures(r: &RecoveryReport) -> Vec<(&'static str, serde_json::Value)
             ),
         ),
         ("recovery_torn_bytes_cut", J::from(r.torn_bytes_cut)),
-        ("recovery_ms", J::from(r.duration.as_secs_f64() * 1000.0)),
+        (
+            "recovery_ms",
+            J::from(r.duration.as_micros() as f64 / 1000.0),
+        ),
     ]
 }
 

@@ -682,10 +682,7 @@ fn select_op(q: &SqlQuery) -> anyhow::Result<Op> {
             }
             match limit {
                 None => {}
-                Some(Expr::Value(v)) if matches!(&v.value, SqlValue::Number(..)) => {
-                    let SqlValue::Number(n, _) = &v.value else {
-                        unreachable!()
-                    };
+                Some(Expr::Value(v)) if let SqlValue::Number(n, _) = &v.value => {
                     let n = n
                         .parse::<usize>()
                         .map_err(|_| anyhow!("LIMIT {n}: expected a non-negative whole number"))?;
