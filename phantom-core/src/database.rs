@@ -330,7 +330,7 @@ impl Database {
         validate_dir(&dir)?;
         let mut state = lock(&self.shared.dir);
         for handle in state.dbs.values() {
-            handle.wait_for_snapshots();
+            handle.close();
         }
         state.dbs.clear();
         state.lock = None;
@@ -810,7 +810,7 @@ impl Database {
         {
             let mut state = lock(&self.shared.dir);
             if let Some(h) = state.dbs.remove(db) {
-                h.wait_for_snapshots();
+                h.close();
             }
         }
         self.handle(db, false).map(drop)
@@ -954,7 +954,7 @@ impl Database {
         // In place: close the live handle first so nothing writes while files move.
         let mut state = lock(&self.shared.dir);
         if let Some(h) = state.dbs.remove(db) {
-            h.wait_for_snapshots();
+            h.close();
         }
         let restored =
             phantom_recovery::restore(fs, &dir, db, &store, &self.extra_formats(), target)?;

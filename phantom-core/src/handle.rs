@@ -321,6 +321,19 @@ impl DbHandle {
         self.dropped.store(true, Ordering::Release);
     }
 
+    /// Closes the handle before its files are reopened by a new one (load, restore, a change
+    /// of data directory): no later write is accepted, everything already appended is flushed
+    /// and synced, and the snapshot worker is drained. Without this, a commit appended to the
+    /// old log's buffer could reach the file after a new log object has opened it.
+    pub(crate) fn close(&self) {
+        self.mark_dropped();
+        let last = self.log.last_lsn();
+        if let Err(e) = self.log.sync(last) {
+            tracing::error!(database = %self.name, error = %e, "closing: final log sync failed");
+        }
+        self.wait_for_snapshots();
+    }
+
     pub(crate) fn last_snapshot(&self) -> (Option<SnapshotInfo>, Option<String>, u64) {
         let s = lock(&self.snap);
         (s.last.clone(), s.last_error.clone(), s.taken)

@@ -108,17 +108,30 @@ impl Table {
     /// Inserts a row under a given id (log replay and image loading use this).
     pub fn insert_with_id(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
-        if self.rows.contains_key(&id) {
+        // One tree walk per map on the hot path (image loading, replay): insert, and undo on a
+        // clash, instead of a lookup followed by an insert.
+        let pk = self.schema.primary_key();
+        if let Some(pk) = pk
+            && let Some(owner) = self.pk_index.insert(values[pk].clone(), id)
+        {
+            self.pk_index.insert(values[pk].clone(), owner);
+            return Err(Error::DuplicateKey {
+                table: self.name.clone(),
+                column: self.schema.columns()[pk].name.clone(),
+                value: values[pk].to_string(),
+            });
+        }
+        let key = pk.map(|pk| values[pk].clone());
+        if let Some(previous) = self.rows.insert(id, Arc::from(values)) {
+            self.rows.insert(id, previous);
+            if let Some(key) = key {
+                self.pk_index.remove(&key);
+            }
             return Err(Error::RowIdInUse {
                 table: self.name.clone(),
                 row_id: id,
             });
         }
-        self.check_key_free(&values, None)?;
-        if let Some(pk) = self.schema.primary_key() {
-            self.pk_index.insert(values[pk].clone(), id);
-        }
-        self.rows.insert(id, Arc::from(values));
         self.next_row_id = self.next_row_id.max(id.saturating_add(1));
         Ok(())
     }
@@ -211,6 +224,21 @@ mod tests {
             Err(Error::Arity { .. })
         ));
         assert!(t == before);
+    }
+
+    #[test]
+    fn a_clashing_row_id_leaves_rows_and_index_as_they_were() {
+        let mut t = users();
+        t.insert_with_id(1, vec![Value::Int(1), "a".into()])
+            .expect("insert");
+        let before = t.clone();
+        assert!(matches!(
+            t.insert_with_id(1, vec![Value::Int(2), "b".into()]),
+            Err(Error::RowIdInUse { .. })
+        ));
+        assert!(t == before);
+        assert_eq!(t.lookup_primary_key(&Value::Int(2)), None);
+        assert_eq!(t.lookup_primary_key(&Value::Int(1)), Some(1));
     }
 
     #[test]
