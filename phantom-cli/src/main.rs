@@ -209,13 +209,15 @@ fn init_logging(verbose: u8) {
     let filter = match (std::env::var("RUST_LOG"), verbose) {
         (Ok(spec), 0) if !spec.is_empty() => EnvFilter::new(spec),
         (_, 0) => return,
-        (_, 1) => EnvFilter::new("info"),
-        (_, 2) => EnvFilter::new("debug"),
+        // sqlparser's own debug output is parser tracing, noise for users of -v/-vv.
+        (_, 1) => EnvFilter::new("info,sqlparser=warn"),
+        (_, 2) => EnvFilter::new("debug,sqlparser=warn"),
         _ => EnvFilter::new("trace"),
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -975,6 +975,7 @@ impl<'a> Session<'a> {
     /// Runs `ops` as one atomic commit, then prints their results.
     fn run_batch(&self, ops: Vec<(String, Op)>, out: &mut dyn Write) -> anyhow::Result<()> {
         let several = ops.len() > 1;
+        tracing::debug!(database = %self.name, statements = ops.len(), "running one atomic batch");
         let mut failure: Option<anyhow::Error> = None;
         let result = self.db.transaction(&self.name, |tx| {
             let mut outcomes = Vec::with_capacity(ops.len());

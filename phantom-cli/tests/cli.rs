@@ -124,6 +124,20 @@ fn other_output_formats_show_the_same_rows() {
         sql_ok(dir.path(), "SELECT * FROM t", &["--format", "json"]),
         "[{\"id\":1,\"x\":1.5,\"ok\":true,\"s\":\"a\"},{\"id\":2,\"x\":null,\"ok\":false,\"s\":\"\"}]\n"
     );
+    // Logging (-v) goes to stderr only: stdout is the same CSV.
+    let logged = phantom(dir.path())
+        .args(["-v", "sql", "app", "SELECT id FROM t"])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8(logged.get_output().stdout.clone()).unwrap(),
+        "id\n1\n2\n"
+    );
+    assert!(
+        String::from_utf8(logged.get_output().stderr.clone())
+            .unwrap()
+            .contains("INFO")
+    );
     assert_eq!(
         sql_ok(dir.path(), "SELECT id, s FROM t", &["--format", "table"]),
         "id | s\n---+--\n1  | a\n2  |\n(2 rows)\n"
