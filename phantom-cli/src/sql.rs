@@ -1011,19 +1011,23 @@ impl<'a> Session<'a> {
     }
 }
 
-/// `phantom sql`: runs every statement of `script` in order and stops at the first error.
-/// A `BEGIN` without `COMMIT` at the end is an error and applies nothing.
+/// `phantom sql`: checks that every statement of `script` parses and is supported (before
+/// anything runs, the database included), then runs them in order and stops at the first
+/// error. A `BEGIN` without `COMMIT` at the end is an error and applies nothing.
 pub(crate) fn run_script(
     db: &Database,
     name: &str,
     script: &str,
     options: Options,
 ) -> anyhow::Result<()> {
-    let mut session = Session::open(db, name, options)?;
     let (mut statements, rest) = split_statements(script);
     if !rest.is_empty() {
         statements.push(rest);
     }
+    for text in &statements {
+        parse(text, &options)?;
+    }
+    let mut session = Session::open(db, name, options)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for text in &statements {

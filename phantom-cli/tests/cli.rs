@@ -362,6 +362,18 @@ fn unsupported_statements_exit_1_naming_the_part_and_bad_flags_exit_2() {
     assert!(err.contains("unsupported: GROUP BY"), "{err}");
     let err = sql_fails(dir.path(), "SELEC * FROM t", &[]);
     assert!(err.contains("syntax error"), "{err}");
+    // The whole script is checked before anything runs: nothing is created.
+    let fresh = tempfile::tempdir().unwrap();
+    phantom(fresh.path())
+        .args([
+            "sql",
+            "app",
+            "CREATE TABLE t (id int); SELECT * FROM t UNION SELECT * FROM t",
+        ])
+        .assert()
+        .code(1)
+        .stderr("error: unsupported: UNION\n");
+    assert!(!data(fresh.path()).exists());
 
     for args in [
         vec!["sql", "app", "SELECT * FROM t", "--format", "xml"],
