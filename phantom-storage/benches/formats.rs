@@ -5,6 +5,10 @@
 //!
 //! Run: `cargo bench -p phantom-storage --bench formats -- --warm-up-time 1 --measurement-time 5`.
 //!
+//! With `PHANTOM_BENCH_CPU=1` it measures the benchmark thread's CPU time (from
+//! `/proc/thread-self/schedstat`) instead of wall time, for figures that hold on a machine
+//! busy with other work (every benchmark here is single-threaded).
+//!
 //! With `PHANTOM_BENCH_MEMORY=1` it first measures the memory of reading each image in a fresh
 //! child process (this same binary, re-run with `PHANTOM_BENCH_MEMORY_CHILD` set): resident
 //! set before reading, its peak (`VmHWM`) while reading, and after (with the catalog still
@@ -18,7 +22,8 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use phantom_storage::{
     BinaryFormat, Catalog, Column, ColumnType, CsvFormat, ImageKind, ImageMeta, Schema,
     StorageFormat, Value,
@@ -77,8 +82,8 @@ fn implemented(format: &dyn StorageFormat) -> bool {
     }
 }
 
-fn bench_format(
-    group: &mut BenchmarkGroup<'_, WallTime>,
+fn bench_format<M: Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
     format: &dyn StorageFormat,
     catalog: &Catalog,
 ) -> Vec<u8> {
@@ -106,7 +111,7 @@ fn bench_format(
     image
 }
 
-fn benches(c: &mut Criterion) {
+fn benches<M: Measurement>(c: &mut Criterion<M>) {
     let catalog = catalog(ROWS);
     let mut group = c.benchmark_group("formats_1m_rows");
     group.sample_size(10);
@@ -203,10 +208,90 @@ fn main() {
     if std::env::var_os("PHANTOM_BENCH_MEMORY").is_some() {
         memory_report();
     }
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .configure_from_args();
-    benches(&mut c);
-    c.final_summary();
+    if std::env::var_os("PHANTOM_BENCH_CPU").is_some() {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpu)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5))
+            .configure_from_args();
+        benches(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default()
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5))
+            .configure_from_args();
+        benches(&mut c);
+        c.final_summary();
+    }
+}
+
+// ----- CPU time -----
+
+/// CPU time of the calling thread, in nanoseconds, from `/proc/thread-self/schedstat`.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Measures the benchmark thread's CPU time rather than wall time.
+struct ThreadCpu;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = Duration;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> Duration {
+        Duration::from_nanos(thread_cpu_ns().saturating_sub(start))
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Milliseconds of CPU, MiB per CPU-second.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, _typical_ns: f64, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v /= 1e6);
+        "ms (cpu)"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical_ns: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let (per_iter, unit) = match *throughput {
+            Throughput::Bytes(b) | Throughput::BytesDecimal(b) => {
+                (b as f64 / (1024.0 * 1024.0), "MiB/s (cpu)")
+            }
+            Throughput::Bits(b) => (b as f64, "bit/s (cpu)"),
+            Throughput::Elements(e) | Throughput::ElementsAndBytes { elements: e, .. } => {
+                (e as f64, "elem/s (cpu)")
+            }
+        };
+        values.iter_mut().for_each(|v| *v = per_iter * 1e9 / *v);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
 }
