@@ -26,8 +26,6 @@ mod model;
 mod sim;
 
 pub use corrupt::{Corruption, CorruptionOutcome, CorruptionSummary, FileKind, run_corruptions};
-pub use fault_fs::{
-    Bugs, CrashOptions, FaultFs, FaultKind, FaultPlan, FsCounters, SECTOR,
-};
+pub use fault_fs::{Bugs, CrashOptions, FaultFs, FaultKind, FaultPlan, FsCounters, SECTOR};
 pub use model::{ModelState, ModelTable, diff, read_state};
 pub use sim::{DB, SimConfig, SimReport, Violation, run_seeds, simulate};

@@ -112,16 +112,15 @@ fn random_value(rng: &mut StdRng, ty: ColumnType) -> Value {
         }),
         ColumnType::Bool => Value::Bool(rng.random()),
         ColumnType::Date => Value::Date(
-            NaiveDate::from_num_days_from_ce_opt(rng.random_range(1..800_000))
-                .unwrap_or_default(),
+            NaiveDate::from_num_days_from_ce_opt(rng.random_range(1..800_000)).unwrap_or_default(),
         ),
         ColumnType::Time => Value::Time(
             NaiveTime::from_num_seconds_from_midnight_opt(rng.random_range(0..86_400), 0)
                 .unwrap_or_default(),
         ),
-        ColumnType::Timestamp => Value::Timestamp(
-            NaiveDateTime::from_timestamp_opt_compat(rng.random_range(0..4_000_000_000)),
-        ),
+        ColumnType::Timestamp => Value::Timestamp(NaiveDateTime::from_timestamp_opt_compat(
+            rng.random_range(0..4_000_000_000),
+        )),
         _ => {
             let i = rng.random_range(0..STRINGS.len());
             let mut s = STRINGS[i].to_owned();
@@ -327,13 +326,7 @@ pub(crate) fn run(tx: &mut Transaction, op: &Op, state: &ModelState) -> phantom_
             let names = names(table);
             let rows: Vec<Vec<(String, Literal)>> = rows
                 .iter()
-                .map(|r| {
-                    names
-                        .iter()
-                        .cloned()
-                        .zip(r.iter().map(literal))
-                        .collect()
-                })
+                .map(|r| names.iter().cloned().zip(r.iter().map(literal)).collect())
                 .collect();
             tx.insert_many(table, rows).map(drop)
         }
@@ -389,7 +382,9 @@ pub fn diff(expected: &ModelState, found: &ModelState) -> String {
     for (name, t) in expected {
         match found.get(name) {
             None => parts.push(format!("table {name} missing")),
-            Some(f) if f.columns != t.columns => parts.push(format!("table {name}: columns differ")),
+            Some(f) if f.columns != t.columns => {
+                parts.push(format!("table {name}: columns differ"))
+            }
             Some(f) => {
                 for (id, row) in &t.rows {
                     match f.rows.get(id) {

@@ -553,8 +553,7 @@ impl<'a> Sim<'a> {
         self.degraded = false;
         self.need_recovery = false;
         for attempt in 0..6 {
-            let inject =
-                self.cfg.crash_during_recovery && attempt < 4 && self.rng.random_bool(0.3);
+            let inject = self.cfg.crash_during_recovery && attempt < 4 && self.rng.random_bool(0.3);
             if inject {
                 let kind = if self.rng.random_bool(0.7) {
                     FaultKind::PowerLoss

@@ -2,6 +2,8 @@
 //! file system (a sync that claims success without making anything durable) and expect a
 //! violation within the CI seed budget.
 
+#![allow(clippy::print_stderr)] // the figures of a run are part of its output
+
 use phantom_sim::{Bugs, SimConfig, run_seeds};
 
 fn caught(bugs: Bugs) -> usize {
