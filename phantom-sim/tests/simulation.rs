@@ -75,3 +75,23 @@ fn the_workload_reaches_every_failure_path() {
     assert!(total.images_written > 20, "{total:?}");
     assert!(total.fs.faults > 0, "{total:?}");
 }
+
+#[test]
+fn a_seed_replays_the_same_run() {
+    let config = SimConfig::default();
+    for seed in [3, 11, 42] {
+        let a = simulate(seed, &config).unwrap_or_else(|v| panic!("{v}"));
+        let b = simulate(seed, &config).unwrap_or_else(|v| panic!("{v}"));
+        let key = |r: &phantom_sim::SimReport| {
+            (
+                r.commits,
+                r.failed_commits,
+                r.last_lsn,
+                r.crashes,
+                r.recoveries,
+                r.fs.ops,
+            )
+        };
+        assert_eq!(key(&a), key(&b), "seed {seed}");
+    }
+}
