@@ -284,7 +284,11 @@ impl WalReader {
     /// `(segment number, first LSN)` of every segment of log `name` in `dir` whose header
     /// reads, oldest first, reading only the headers. For tools that report what a cut or a
     /// lost segment held.
-    pub fn segment_first_lsns(fs: Arc<dyn FileSystem>, dir: &Path, name: &str) -> Result<Vec<(u64, Lsn)>> {
+    pub fn segment_first_lsns(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Vec<(u64, Lsn)>> {
         let mut out = Vec::new();
         for (number, path) in list_segments(fs.as_ref(), dir, name)? {
             let head = read_head(fs.as_ref(), &path)?;

@@ -3,12 +3,13 @@
 //! Concurrency design (leader/follower group commit):
 //! - `append` encodes the entry and checksums its payload outside any lock, then takes the short
 //!   `pending` mutex only to assign the LSN and timestamp and copy the payload into a buffer.
-//! - A committer that needs durability takes the `io` mutex. If, once it holds it, its LSN is
-//!   already durable (a previous leader synced it), it returns at once. Otherwise it becomes the
-//!   leader: it swaps out everything buffered, writes it (rolling segments as needed), fdatasyncs
-//!   once and publishes `durable_lsn`. Committers that appended while it was syncing wait on the
-//!   `io` mutex and are then served by one fsync of the next leader. A lone writer never waits
-//!   for a timer.
+//! - A committer that needs durability becomes the leader if no sync is in progress: under the
+//!   `io` mutex it swaps out everything buffered, writes it (rolling segments as needed),
+//!   fdatasyncs once, publishes `durable_lsn` and wakes the followers (`sync_cv`). Committers
+//!   that arrive while a leader syncs wait on the condition variable; when woken, those it
+//!   covered return at once (they never queue behind the next fsync), and one of the others
+//!   becomes the next leader for everything appended meanwhile. A lone writer never waits for a
+//!   timer.
 //! - Invariant: records reach the file in LSN order, because the buffer is only swapped out by a
 //!   holder of the `io` mutex.
 //! - Any failed write or sync poisons the log (see `docs/durability.md`): it is never retried.
@@ -138,6 +139,9 @@ struct Inner {
     appended: AtomicU64,
     syncs: AtomicU64,
     bytes: AtomicU64,
+    /// Whether a leader is syncing; followers wait on `sync_cv`.
+    syncing: Mutex<bool>,
+    sync_cv: Condvar,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -440,6 +444,8 @@ impl Wal {
             appended: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            syncing: Mutex::new(false),
+            sync_cv: Condvar::new(),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             options,
@@ -747,17 +753,39 @@ impl Inner {
         Ok(())
     }
 
+    /// Group commit: one leader at a time writes and fsyncs everything buffered; the others
+    /// wait on `sync_cv` and, when woken, return if the leader covered their LSN, or one of
+    /// them becomes the next leader for everything appended meanwhile.
     fn sync(&self, upto: Lsn) -> Result<()> {
-        self.check_poison()?;
-        if self.durable_lsn.load(Ordering::Acquire) >= upto {
-            return Ok(());
+        {
+            let mut syncing = lock(&self.syncing);
+            loop {
+                // Checked under `syncing`, which the leader takes after publishing both: no
+                // wake-up is lost.
+                self.check_poison()?;
+                if self.durable_lsn.load(Ordering::Acquire) >= upto {
+                    return Ok(());
+                }
+                if !*syncing {
+                    *syncing = true;
+                    break;
+                }
+                syncing = self
+                    .sync_cv
+                    .wait(syncing)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         }
+        let result = self.lead_sync();
+        *lock(&self.syncing) = false;
+        self.sync_cv.notify_all();
+        result
+    }
+
+    /// The leader's work: write everything buffered, fdatasync once, publish `durable_lsn`.
+    fn lead_sync(&self) -> Result<()> {
         let mut io = lock(&self.io);
-        // The previous leader may have failed, or synced our record, while we waited.
         self.check_poison()?;
-        if self.durable_lsn.load(Ordering::Acquire) >= upto {
-            return Ok(());
-        }
         self.flush(&mut io)?;
         if io.written_lsn > self.durable_lsn.load(Ordering::Acquire) {
             let path = io.active.path.clone();

@@ -1,5 +1,6 @@
 //! The spec's text line format: every line written parses back to what was written, for any
 //! strings; records render one line per mutation; the text sink writes such lines.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 

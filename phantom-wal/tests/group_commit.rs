@@ -1,5 +1,6 @@
 //! Concurrent committers in `Always` mode: every acknowledged commit survives a reopen, in LSN
 //! order, and they share fsyncs.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A failed fsync or write poisons the log: that commit and every later call fail with
 //! `Poisoned`, nothing unsynced is acknowledged, and a reopen recovers every acknowledged
 //! record.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 
@@ -149,11 +150,11 @@ fn a_failed_fsync_during_roll_over_poisons_the_log() {
     fs.fail_sync.store(true, Ordering::SeqCst);
     let mut poisoned = false;
     for i in 4..=20 {
-        if let Ok(lsn) = wal.append(&insert(i)) {
-            if wal.commit(lsn).is_err() {
-                poisoned = true;
-                break;
-            }
+        if let Ok(lsn) = wal.append(&insert(i))
+            && wal.commit(lsn).is_err()
+        {
+            poisoned = true;
+            break;
         }
     }
     assert!(poisoned);

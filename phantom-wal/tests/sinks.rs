@@ -1,5 +1,6 @@
 //! One scenario, every `LogSink`: LSNs in call order, `sync` makes durable, `read_from` yields
 //! the records from an LSN (or nothing, for the null sink), and the trait is object safe.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Crash damage: a torn last record is cut (and saved to `.broken`) with every earlier record
 //! kept; a damaged record with valid records after it, or any damage in a sealed segment, is an
 //! error naming the file and the record's byte offset.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Records round-trip; segments roll over; a reader from any LSN yields exactly the records
 //! from it; old segments are removed only when wholly before the LSN asked for.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a test failure
 
 mod common;
 
