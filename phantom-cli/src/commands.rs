@@ -441,7 +441,7 @@ fn database_figures(s: &DatabaseStats) -> Vec<(&'static str, serde_json::Value)>
     ]
 }
 
-fn recovery_figures(r: &RecoveryReport) -> Vec<(&'static str, serde_json::Value)> {
+pub(crate) fn recovery_figures(r: &RecoveryReport) -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::Value as J;
     vec![
         (
@@ -471,7 +471,7 @@ fn recovery_figures(r: &RecoveryReport) -> Vec<(&'static str, serde_json::Value)
     ]
 }
 
-fn text_of(v: &serde_json::Value) -> String {
+pub(crate) fn text_of(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "none".to_owned(),
         serde_json::Value::String(s) => s.clone(),

@@ -9,6 +9,7 @@
 
 mod commands;
 mod csvio;
+mod operate;
 mod output;
 mod shell;
 mod sql;
@@ -98,6 +99,51 @@ enum Command {
     Snapshot {
         #[command(subcommand)]
         action: SnapshotAction,
+    },
+    /// Check every file of a database (main file, snapshots, log) without modifying anything;
+    /// exit 1 and print one line per problem (file, line or byte offset) when anything is wrong.
+    Verify {
+        /// Database name.
+        db: String,
+        /// One JSON object instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run recovery explicitly and print its report; with a target, point-in-time recovery.
+    Recover {
+        /// Database name.
+        db: String,
+        /// Recover the state as of this LSN.
+        #[arg(long, value_name = "N", conflicts_with = "to_time")]
+        to_lsn: Option<u64>,
+        /// Recover the state after the last commit at or before this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        to_time: Option<String>,
+        /// Write the recovered state into this directory instead of rewinding the live one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// tolerate (cut a torn tail; default), strict (refuse it) or salvage (keep the
+        /// longest valid prefix of a corrupt log).
+        #[arg(long, value_name = "MODE", default_value = "tolerate")]
+        mode: phantom_core::RecoveryMode,
+        /// Compute and print what recovery would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Commit random operations from several threads, printing each one as it is tried and
+    /// acknowledged (for crash tests: kill it at any moment and check the history).
+    Stress {
+        /// Database name.
+        db: String,
+        /// Writer threads.
+        #[arg(long, default_value_t = 4)]
+        writers: u64,
+        /// Operations per writer.
+        #[arg(long, default_value_t = 1000)]
+        ops: u64,
+        /// Seed of the random choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Print live figures of the data directory (or of one database) as `key: value` lines.
     Stats {
@@ -253,6 +299,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             SnapshotAction::List { db } => commands::snapshot_list(&dir, &db),
         },
         Command::Stats { db, json } => commands::stats(&dir, db.as_deref(), json),
+        Command::Verify { db, json } => {
+            if operate::verify(&dir, &db, json)? {
+                Ok(())
+            } else {
+                anyhow::bail!("database {db} has problems (listed on stdout)")
+            }
+        }
+        Command::Recover {
+            db,
+            to_lsn,
+            to_time,
+            out,
+            mode,
+            dry_run,
+        } => operate::recover(
+            &dir,
+            &db,
+            &operate::RecoverArgs {
+                to_lsn,
+                to_time: to_time.as_deref(),
+                out: out.as_deref(),
+                mode,
+                dry_run,
+            },
+        ),
+        Command::Stress {
+            db,
+            writers,
+            ops,
+            seed,
+        } => operate::stress(&dir, &db, writers, ops, seed),
     }
 }
 

@@ -875,13 +875,17 @@ impl Database {
 
     /// Checks every file of `db` (main file, snapshots, log segments) in full without
     /// modifying anything; works even when the database cannot be opened.
+    ///
+    /// It takes no lock: it may run beside a process that has the directory open (a record
+    /// being appended at that moment can show up as a torn tail).
     pub fn verify(&self, db: &str) -> Result<VerifyReport> {
         validate_name(db)?;
-        let Some(dir) = self.dir_for(false)? else {
+        let dir = self.data_directory();
+        if !dir.is_dir() {
             return Err(Error::UnknownDatabase {
                 name: db.to_owned(),
             });
-        };
+        }
         let store = self.store(&dir, db)?;
         if !self.exists_on_disk(&dir, db, &store)? {
             return Err(Error::UnknownDatabase {
@@ -894,6 +898,31 @@ impl Database {
             db,
             &store,
             &self.extra_formats(),
+        )?)
+    }
+
+    /// What point-in-time recovery of `db` to `target` would give, computed without writing
+    /// anything (`Target::End`: what the next open would recover).
+    pub fn restore_preview(&self, db: &str, target: Target) -> Result<Restored> {
+        validate_name(db)?;
+        let Some(dir) = self.dir_for(false)? else {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        };
+        let store = self.store(&dir, db)?;
+        if !self.exists_on_disk(&dir, db, &store)? {
+            return Err(Error::UnknownDatabase {
+                name: db.to_owned(),
+            });
+        }
+        Ok(phantom_recovery::restore(
+            &self.shared.fs,
+            &dir,
+            db,
+            &store,
+            &self.extra_formats(),
+            target,
         )?)
     }
 

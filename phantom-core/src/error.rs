@@ -58,7 +58,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// Another process (or another `Database` in this one) holds the data directory.
-    #[error("data directory {} is locked by {}", path.display(), pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}")))]
+    #[error("data directory {} is locked by {} (lock file {})", path.parent().unwrap_or(path).display(), pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}")), path.display())]
     Locked {
         /// The lock file.
         path: PathBuf,

@@ -21,6 +21,8 @@ pub enum Target {
     Lsn(Lsn),
     /// Every record appended at or before this time, none after.
     Time(DateTime<Utc>),
+    /// Every record in the log (what a normal open recovers, computed read-only).
+    End,
 }
 
 /// The state a point-in-time recovery rebuilt.
@@ -53,6 +55,7 @@ pub fn restore(
         Target::Lsn(lsn) => m.lsn <= lsn,
         // An image written at or before the target time holds only records appended before it.
         Target::Time(t) => m.created.is_some_and(|c| c <= t) || m.lsn == 0,
+        Target::End => true,
     };
     let image = load_image(&**fs, dir, db, store, extra, &accept, false)?;
     let mut catalog = image.catalog;
@@ -70,7 +73,7 @@ pub fn restore(
     let records = reader.take_while(|r| match (r, target) {
         (Ok(r), Target::Lsn(lsn)) => r.lsn <= lsn,
         (Ok(r), Target::Time(t)) => r.timestamp <= t,
-        (Err(_), _) => true,
+        (Ok(_), Target::End) | (Err(_), _) => true,
     });
     let stats = replay(&mut catalog, image.lsn, records)?;
     if let Target::Lsn(lsn) = target
