@@ -3,7 +3,7 @@
 //!
 //! `PHANTOM_KILLS` (default 20) sets how many processes are killed in each test;
 //! `PHANTOM_KILL_SEED` replays a run (the seed is printed).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
