@@ -507,6 +507,7 @@ impl Database {
             }
         });
         let stats = replay(&mut catalog, image.lsn, records)?;
+        let mut warnings = Vec::new();
         if stats.dropped {
             tracing::info!(database = name, "finishing an interrupted drop");
             drop(opened);
@@ -522,9 +523,18 @@ impl Database {
                 image_lsn = image.lsn,
                 "log ends before the recovery point; starting a new log after it"
             );
+            let torn = opened.torn_bytes_cut;
+            let log_lsn = opened.sink.last_lsn();
             drop(opened);
-            self.shared.log.destroy(fs, dir, name)?;
+            // Keep the old log (and the bytes a torn tail cut) as evidence, never delete it.
+            let moved = self.shared.log.set_aside(fs, dir, name)?;
+            warnings.push(format!(
+                "the log ended at LSN {log_lsn}, before the recovery point's LSN {}: a new log starts after it; old segments kept as {}",
+                image.lsn,
+                moved.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ));
             opened = self.shared.log.open(fs, dir, name, image.lsn + 1)?;
+            opened.torn_bytes_cut += torn;
         }
         let report = RecoveryReport {
             database: name.to_owned(),
@@ -536,6 +546,7 @@ impl Database {
             torn_bytes_cut: opened.torn_bytes_cut,
             mode: self.shared.mode,
             salvaged: prepared.salvaged,
+            warnings,
             duration: started.elapsed(),
         };
         tracing::info!(database = name, ?report, "recovered");

@@ -2,12 +2,12 @@
 //! [`WalFactory`], the default, which opens phantom-wal's segmented binary log.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use phantom_recovery::{Prepared, RecoveryMode, prepare_wal};
 use phantom_storage::FileSystem;
-use phantom_wal::{LogSink, Lsn, SyncMode, Wal, WalOptions};
+use phantom_wal::{LogSink, Lsn, SyncMode, Wal, WalOptions, segment_file_name};
 
 use crate::error::Result;
 
@@ -36,6 +36,19 @@ pub trait LogFactory: Send + Sync + fmt::Debug {
     fn exists(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<bool>;
     /// Removes the log of `database` (drop database). Missing files are not an error.
     fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()>;
+
+    /// Moves the whole log of `database` out of the way (renaming, never deleting), so a new
+    /// one can start; returns where it went. Used when the log ends before the recovery point.
+    /// The default destroys the log: override it to keep the evidence.
+    fn set_aside(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+    ) -> Result<Vec<PathBuf>> {
+        self.destroy(fs, dir, database)?;
+        Ok(Vec::new())
+    }
 
     /// Applies a [`RecoveryMode`] to the log before it is opened (refuse a torn tail, salvage
     /// a prefix). The default accepts only the default mode's behaviour and does nothing.
@@ -111,6 +124,30 @@ impl LogFactory for WalFactory {
         mode: RecoveryMode,
     ) -> Result<Prepared> {
         Ok(prepare_wal(fs, dir, database, mode)?)
+    }
+
+    fn set_aside(
+        &self,
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        database: &str,
+    ) -> Result<Vec<PathBuf>> {
+        let mut moved = Vec::new();
+        for file in fs.list_dir(dir).map_err(crate::Error::io(dir))? {
+            let is_segment = file == segment_file_name(database, 1)
+                || file
+                    .strip_prefix(&format!("{database}.log."))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| segment_file_name(database, n) == file);
+            if is_segment {
+                let from = dir.join(&file);
+                let to = dir.join(format!("{file}.superseded.broken"));
+                fs.rename(&from, &to).map_err(crate::Error::io(&from))?;
+                moved.push(to);
+            }
+        }
+        fs.sync_dir(dir).map_err(crate::Error::io(dir))?;
+        Ok(moved)
     }
 
     fn destroy(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<()> {

@@ -150,6 +150,8 @@ pub struct RecoveryReport {
     pub mode: RecoveryMode,
     /// What salvage dropped, when it ran and found something to drop.
     pub salvaged: Option<Salvaged>,
+    /// Anything else irregular recovery found and worked around (each says what and where).
+    pub warnings: Vec<String>,
     /// How long recovery took.
     pub duration: Duration,
 }

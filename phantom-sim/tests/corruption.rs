@@ -30,7 +30,6 @@ fn damaged_files_are_reported_repaired_or_skipped_never_served() {
 }
 
 #[test]
-#[ignore = "engine bug: commits lost silently when a damaged log is restarted after the recovery point (tests/engine_bugs.rs)"]
 fn no_case_hits_the_known_log_restart_bug() {
     let summary = run_corruptions(400, 1);
     assert!(summary.known_bugs.is_empty(), "{summary}");

@@ -1,17 +1,14 @@
-//! Minimal reproductions of engine bugs the simulation and the corruption campaign found.
-//! Each is `#[ignore]`d with a description until the engine is fixed; run them with
-//! `cargo test -p phantom-sim --test engine_bugs -- --ignored`.
+//! Minimal reproductions of engine bugs the simulation and the corruption campaign found, kept
+//! as regression tests once fixed.
 
 use phantom_core::{Column, ColumnType, Database, Literal};
 
 /// A damaged (truncated) last log segment whose remaining records end *before* the newest
-/// recovery point: recovery cuts the torn tail, then restarts the log after the image
-/// ("log ends before the recovery point") — which destroys the log, including the `.broken`
-/// copy of the cut bytes, and reopens it, so `RecoveryReport::torn_bytes_cut` comes from the
-/// second, clean open and is 0. Commits after the recovery point are lost and nothing in the
-/// report says so.
+/// recovery point: recovery cuts the torn tail, then restarts the log after the image ("log
+/// ends before the recovery point"). It used to destroy the log, including the `.broken` copy
+/// of the cut bytes, and report `torn_bytes_cut == 0`, so the loss of the commits after the
+/// recovery point went unsaid. Now the cut is reported and the old log is kept aside.
 #[test]
-#[ignore = "engine bug: torn-tail cut is not reported (and its .broken copy deleted) when the log is restarted after the recovery point"]
 fn a_cut_log_tail_is_reported_even_when_the_log_restarts_after_the_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
