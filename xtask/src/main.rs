@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+mod crash;
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +31,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("crash") => crash::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             usage();
             Ok(())
@@ -43,13 +46,22 @@ fn usage() {
         println!(
             "cargo xtask <task>\n\n\
              tasks:\n  \
-             ci      fmt --check, clippy -D warnings, all tests and doc tests"
+             ci      fmt --check, clippy -D warnings, all tests and doc tests, with the\n          \
+                     CI budgets of the durability campaigns (500 simulation seeds, 20 kills,\n          \
+                     2,000 corruption cases, every fuzz corpus replayed)\n  \
+             crash   [--sim-seeds N] [--kills N] [--corruptions N] [--debug]: the durability\n          \
+                     campaigns at any length (release mode)"
         );
     }
 }
 
 /// Runs `cargo <args>` in the workspace root, failing on a non-zero exit.
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_env(args, &[])
+}
+
+/// Runs `cargo <args>` with extra environment variables.
+pub(crate) fn cargo_env(args: &[&str], env: &[(&str, String)]) -> Result<()> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
     #[allow(clippy::print_stderr)]
@@ -58,12 +70,17 @@ fn cargo(args: &[&str]) -> Result<()> {
     }
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("running {cargo}"))?;
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("xtask: cargo {} took {:.1?}", args.join(" "), started.elapsed());
+        eprintln!(
+            "xtask: cargo {} took {:.1?}",
+            args.join(" "),
+            started.elapsed()
+        );
     }
     if !status.success() {
         bail!("`cargo {}` failed with {status}", args.join(" "));
@@ -81,8 +98,19 @@ fn workspace_root() -> std::path::PathBuf {
 
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    // The default test run, with the CI budgets of the durability campaigns (see `crash`).
+    cargo_env(
+        &["test", "--workspace", "--all-targets"],
+        &crash::Budget::CI.env(),
+    )?;
     cargo(&["test", "--workspace", "--doc"])?;
     Ok(())
 }
