@@ -225,7 +225,7 @@ fn image_seeds(target: &'static str, format: &dyn StorageFormat) -> Vec<Seed> {
               ROW:1,John Doe,john@example.com\nROW:3,\"Doe, John\",\n\n\
               [TABLE:products]\nCOLUMNS:sku:INTEGER,price:double,ok:boolean,added:date,at:datetime\n\
               DATA:sku,price,ok,added,at\nROW:100,9.99,yes,2024-02-29,2024-11-24 15:50:06\n\
-              ROW:-7,1e3,0,,\n\n[TABLE:empty]\nCOLUMNS:note:text\n"
+              ROW:-7,1e3,0,,\n\n[TABLE:empty]\nCOLUMNS:note:text\n\n"
                 .to_vec(),
         ));
         out.push(seed(
