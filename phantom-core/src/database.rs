@@ -962,7 +962,7 @@ impl Database {
             let meta = phantom_storage::ImageMeta {
                 database: db.to_owned(),
                 lsn: restored.lsn,
-                created: Some(chrono::Utc::now()),
+                created: Some(crate::handle::now()),
                 kind: phantom_storage::ImageKind::Database,
             };
             let format = &self.shared.main_format;

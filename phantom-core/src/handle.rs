@@ -264,7 +264,7 @@ impl DbHandle {
         self.check_open()?;
         let info = self
             .store
-            .write(&*settings.format, view.lsn, &view.catalog, Utc::now())?;
+            .write(&*settings.format, view.lsn, &view.catalog, now())?;
         lock(&self.snap).taken += 1;
         self.store.retain(settings.retain.max(1))?;
         // Every retained snapshot must still be able to roll forward: keep all records after
@@ -292,7 +292,7 @@ impl DbHandle {
         let meta = ImageMeta {
             database: self.name.clone(),
             lsn: view.lsn,
-            created: Some(Utc::now()),
+            created: Some(now()),
             kind: ImageKind::Database,
         };
         atomic_write(&*self.fs, &path, &mut |w| {
@@ -366,4 +366,11 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The creation time written into images: whole seconds, so the CSV header keeps the spec's
+/// `# Generated: YYYY-MM-DD HH:MM:SS UTC` form (snapshot names have one-second resolution too).
+pub(crate) fn now() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(0)
 }

@@ -53,6 +53,15 @@ fn a_saved_database_loads_in_a_fresh_instance_without_creating_it_first() {
         seed(&db);
         let path = db.save_to_disk("test_db").unwrap();
         assert_eq!(path, dir.path().join("test_db.db"));
+        // The header keeps the spec's exact lines (a C++ reader and scripts parse them).
+        let text = std::fs::read_to_string(&path).unwrap();
+        let head: Vec<&str> = text.lines().take(5).collect();
+        assert_eq!(head[..3], ["# PhantomDB Database File", "# Database: test_db", "# Format: CSV"]);
+        let generated = head[3].strip_prefix("# Generated: ").unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(generated, "%Y-%m-%d %H:%M:%S UTC").is_ok(),
+            "{generated:?} is not YYYY-MM-DD HH:MM:SS UTC"
+        );
     }
     let fresh = Database::new();
     fresh.set_data_directory(dir.path()).unwrap();
