@@ -1,6 +1,7 @@
 //! The operator commands: `save`, `export`, `import`, `demo`, `log`, `snapshot create|list`
 //! and `stats`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal as _, Write};
 use std::path::Path;
@@ -8,8 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
 use phantom_core::{Column, ColumnType, Database, DatabaseStats, Literal, RecoveryReport, Value};
+use phantom_storage::Mutation;
 use phantom_storage::StdFs;
-use phantom_wal::{AuditLine, WalReader, record_text_lines};
+use phantom_wal::{AuditLine, LogEntry, WalReader};
 
 use crate::csvio::CsvReader;
 use crate::output::{write_csv, write_table};
@@ -316,16 +318,46 @@ pub(crate) fn log(dir: &Path, name: &str, from: u64, json: bool) -> anyhow::Resu
         }
         .into());
     }
-    let mut reader = WalReader::open(Arc::new(StdFs), dir, name, from)?;
+    // Column names for the `colN` keys of INSERT/UPDATE lines (a mutation carries values in
+    // schema order, not names): from the current schemas, then from every CREATE_TABLE the log
+    // shows, which wins for the records after it. Read from the start so none is missed.
+    let mut columns: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(db) = &_lock
+        && db.database_exists(name).unwrap_or(false)
+    {
+        for table in db.list_tables(name).unwrap_or_default() {
+            if let Ok(schema) = db.table_schema(name, &table) {
+                columns.insert(
+                    table,
+                    schema.columns().iter().map(|c| c.name.clone()).collect(),
+                );
+            }
+        }
+    }
+    let mut reader = WalReader::open(Arc::new(StdFs), dir, name, 0)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     for record in reader.by_ref() {
         let record = record?;
+        if let LogEntry::Batch(mutations) = &record.entry {
+            for m in mutations {
+                if let Mutation::CreateTable { table, schema } = m {
+                    columns.insert(
+                        table.clone(),
+                        schema.columns().iter().map(|c| c.name.clone()).collect(),
+                    );
+                }
+            }
+        }
         if record.lsn < from {
             continue;
         }
+        let lines: Vec<AuditLine> = AuditLine::from_record(&record)
+            .into_iter()
+            .map(|line| name_columns(line, &columns))
+            .collect();
         if json {
-            for line in AuditLine::from_record(&record) {
+            for line in lines {
                 let fields: Vec<serde_json::Value> = line
                     .fields
                     .iter()
@@ -346,7 +378,7 @@ pub(crate) fn log(dir: &Path, name: &str, from: u64, json: bool) -> anyhow::Resu
                 writeln!(out, "{obj}")?;
             }
         } else {
-            for line in record_text_lines(&record) {
+            for line in lines {
                 writeln!(out, "{} {line}", record.lsn)?;
             }
         }
@@ -361,6 +393,27 @@ pub(crate) fn log(dir: &Path, name: &str, from: u64, json: bool) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// Replaces the `col0`, `col1`, … keys of a line about `table` with the column names.
+fn name_columns(mut line: AuditLine, columns: &HashMap<String, Vec<String>>) -> AuditLine {
+    let table = line
+        .fields
+        .iter()
+        .find(|(k, _)| k == "table")
+        .map(|(_, v)| v.clone());
+    if let Some(names) = table.and_then(|t| columns.get(&t)) {
+        for (key, _) in &mut line.fields {
+            if let Some(name) = key
+                .strip_prefix("col")
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|i| names.get(i))
+            {
+                key.clone_from(name);
+            }
+        }
+    }
+    line
 }
 
 /// `phantom snapshot create DB`.
