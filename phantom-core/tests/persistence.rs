@@ -398,3 +398,52 @@ fn stats_and_health_report_real_state() {
         vec![vec![Value::Int(2), Value::Null]]
     );
 }
+
+#[test]
+fn eight_threads_committing_share_fsyncs_and_every_acknowledged_commit_survives_in_lsn_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Database::open(dir.path()).unwrap());
+    table(&db, "d");
+    let before = db.stats().unwrap().databases[0].log.syncs;
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                (0..40i64)
+                    .map(|i| {
+                        let id = t * 1000 + i;
+                        db.insert("d", "t", [("id", Literal::from(id)), ("v", "x".into())])
+                            .unwrap();
+                        id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let acknowledged: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let syncs = db.stats().unwrap().databases[0].log.syncs - before;
+    assert!(
+        syncs < acknowledged.len() as u64,
+        "{syncs} fsyncs for {} commits: no group commit",
+        acknowledged.len()
+    );
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    let rows = db.select_all("d", "t").unwrap();
+    assert_eq!(rows.len(), acknowledged.len());
+    // Row ids are assigned in commit (LSN) order: each thread's rows appear in its own order.
+    for t in 0..8i64 {
+        let mine: Vec<i64> = rows
+            .rows
+            .iter()
+            .filter_map(|r| match r[0] {
+                Value::Int(id) if id / 1000 == t => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(mine, (t * 1000..t * 1000 + 40).collect::<Vec<_>>());
+    }
+}
