@@ -3,6 +3,8 @@
 //! - `cargo xtask ci` — what CI runs: `cargo fmt --check`, clippy with `-D warnings` on every
 //!   target, the whole test suite (unit, integration and doc tests), and the short forms of the
 //!   long campaigns once they exist.
+//! - `cargo xtask bench [--quick] [--only W1,W3] [--json FILE] [--reps N]` — PhantomDB side by
+//!   side with SQLite, redb, fjall (and Redis) in release mode; writes `target/bench/`.
 //!
 //! xtask depends on none of the engine crates at build time: it drives them through `cargo`.
 
@@ -32,6 +34,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
         Some("crash") => crash::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
@@ -52,7 +55,9 @@ fn usage() {
                      CI budgets of the durability campaigns (500 simulation seeds, 20 kills,\n          \
                      2,000 corruption cases, every fuzz corpus replayed)\n  \
              crash   [--sim-seeds N] [--kills N] [--corruptions N] [--debug]: the durability\n          \
-                     campaigns at any length (release mode)"
+                     campaigns at any length (release mode)\n  \
+             bench   [--quick] [--only W1,W3] [--json FILE] [--reps N]: PhantomDB side by side\n          \
+                     with SQLite, redb, fjall and Redis (release mode; writes target/bench/)"
         );
     }
 }
@@ -115,4 +120,11 @@ fn ci() -> Result<()> {
     )?;
     cargo(&["test", "--workspace", "--doc"])?;
     Ok(())
+}
+
+/// `cargo xtask bench ARGS`: `cargo run --release -p phantom-bench -- ARGS`.
+fn bench(args: &[String]) -> Result<()> {
+    let mut cmd = vec!["run", "--release", "-p", "phantom-bench", "--"];
+    cmd.extend(args.iter().map(String::as_str));
+    cargo(&cmd)
 }
