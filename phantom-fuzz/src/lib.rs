@@ -289,11 +289,13 @@ pub fn filter_parse(data: &[u8]) {
 }
 
 /// Lays `data` out as a data directory ([`decode_image`]) in a [`MemFs`], opens database `d`
-/// with [`Database`], reads every table, runs `verify`, then reopens.
+/// with [`Database`], reads every table, runs `verify`, commits one table creation, then
+/// reopens.
 ///
 /// # Panics
 /// When the engine panics; when a table it lists cannot be read; when a database that
-/// recovered once does not recover again to the same tables and rows.
+/// recovered once does not recover again to the same tables and rows, including the table
+/// the first open committed.
 pub fn recovery_image(data: &[u8]) {
     // The directory lock is a real file, so the data directory is a real (empty) directory;
     // every database file lives in the in-memory file system under the same path.
@@ -309,7 +311,13 @@ pub fn recovery_image(data: &[u8]) {
     let first = open_and_read(&fs, dir);
     if let Some(Ok(first)) = first {
         match open_and_read(&fs, dir) {
-            Some(Ok(second)) => assert_eq!(second, first, "a second recovery gives other rows"),
+            Some(Ok(mut second)) => {
+                // The second open committed its own probe table if the first had none.
+                if !first.contains_key(PROBE_TABLE) {
+                    second.remove(PROBE_TABLE);
+                }
+                assert_eq!(second, first, "a second recovery gives other rows");
+            }
             Some(Err(e)) => panic!("a database that recovered once fails the second time: {e}"),
             None => panic!("a database that recovered once cannot be opened the second time"),
         }
@@ -318,7 +326,8 @@ pub fn recovery_image(data: &[u8]) {
 
 type Contents = BTreeMap<String, (Schema, Rows)>;
 
-/// Opens `d` and reads it whole; `None` when the directory cannot even be opened.
+/// Opens `d`, reads it whole and commits the probe table; `None` when the directory cannot
+/// even be opened.
 fn open_and_read(fs: &MemFs, dir: &Path) -> Option<Result<Contents, phantom_core::Error>> {
     let db = Database::builder()
         .file_system(Arc::new(fs.clone()))
@@ -342,5 +351,21 @@ fn open_and_read(fs: &MemFs, dir: &Path) -> Option<Result<Contents, phantom_core
         contents.insert(table, (schema, rows));
     }
     let _ = db.verify("d");
+    // An acknowledged commit must survive the reopen that follows: the caller compares.
+    if !contents.contains_key(PROBE_TABLE) {
+        let columns = vec![Column::new("id", ColumnType::Int)];
+        if db.create_table("d", PROBE_TABLE, columns).is_ok() {
+            let schema = db
+                .table_schema("d", PROBE_TABLE)
+                .unwrap_or_else(|e| panic!("a table just created has no schema: {e}"));
+            let rows = db
+                .select_all("d", PROBE_TABLE)
+                .unwrap_or_else(|e| panic!("a table just created cannot be read: {e}"));
+            contents.insert(PROBE_TABLE.to_owned(), (schema, rows));
+        }
+    }
     Some(Ok(contents))
 }
+
+/// The table [`recovery_image`] creates after a successful recovery.
+const PROBE_TABLE: &str = "fuzz_probe";

@@ -98,13 +98,27 @@ fn the_committed_seeds_are_what_the_generator_writes() {
     }
 }
 
+/// Inputs that still crash because of an engine bug. Each file name says which bug; when it is
+/// fixed, move the files into `fuzz/corpus/<target>/` (replayed by default) and drop the
+/// `ignore` once the folder is empty.
+///
+/// Open: `wal_exists_ignores_later_segments_*` (recovery_image). A database whose main file is
+/// rejected and whose log has no `d.log`, only `d.log.000002`, opens as an empty database and
+/// accepts commits (they go to `d.log.000002`), but the next open says it does not exist:
+/// `WalFactory::exists` (phantom-core/src/log.rs) only looks for the first segment `<db>.log`,
+/// so `Database::recover` → `exists_on_disk` returns false and acknowledged commits vanish.
 #[test]
-#[ignore = "no engine bug known at the moment: fuzz/regressions/ holds inputs that still crash"]
+#[ignore = "engine bug: WalFactory::exists ignores log segments after the first (see the doc comment)"]
 fn open_regressions() {
     let root = fuzz_dir().join("regressions");
+    let mut ran = 0;
     for target in TARGETS {
-        replay(&root, target);
+        ran += replay(&root, target);
     }
+    assert!(
+        ran > 0,
+        "no open regression left: remove the ignore and this test"
+    );
 }
 
 /// The valid seeds really reach the deep end of their targets (the invariant checks after a
