@@ -36,7 +36,9 @@ const USAGE: &str = "phantom-bench [--quick] [--only W1,W3] [--json FILE] [--rep
   --quick        small counts (finishes in under 2 minutes on 2 cores)
   --only LIST    run only these workloads (W1..W6; W1 includes the raw fdatasync limit)
   --json FILE    also write the JSON report to FILE
-  --reps N       repetitions per system (at least 3; default 3)";
+  --reps N       repetitions per system (at least 3; default 3)
+
+phantom-bench --render REPORT.json   rewrite report.md and ratios.svg from a saved report";
 
 #[derive(Debug)]
 struct Args {
@@ -94,6 +96,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--child") {
         child(&args)
+    } else if args.first().map(String::as_str) == Some("--render") {
+        render(&args)
     } else {
         run(&args)
     };
@@ -118,6 +122,29 @@ fn child(args: &[String]) -> Result<()> {
         }
         _ => bail!("usage: phantom-bench --child open SYSTEM DIR"),
     }
+}
+
+/// `--render REPORT.json`: rewrites report.md, report.json and ratios.svg from a saved JSON
+/// report (to change the presentation without measuring again).
+fn render(args: &[String]) -> Result<()> {
+    let [_, file] = args else {
+        bail!("usage: phantom-bench --render REPORT.json");
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let mut report: Report = serde_json::from_str(&text)?;
+    report.finish();
+    let dir = out_dir()?;
+    report.write(&dir, None)?;
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+/// `target/bench` of the workspace.
+fn out_dir() -> Result<PathBuf> {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("target").join("bench"))
+        .context("no workspace root")
 }
 
 fn run(raw: &[String]) -> Result<()> {
@@ -177,10 +204,7 @@ fn run(raw: &[String]) -> Result<()> {
     report.finish();
     println!("\n{}", report.table());
     println!("Goals (issue 8):\n\n{}", report.goals_table());
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("target").join("bench"))
-        .context("no workspace root")?;
+    let dir = out_dir()?;
     report.write(&dir, args.json.as_deref())?;
     println!(
         "wrote {0}/report.md, {0}/report.json, {0}/ratios.svg ({1:.0} s)",

@@ -116,7 +116,7 @@ pub(crate) fn vmhwm_kib() -> Option<u64> {
 }
 
 /// Facts about the machine for the report.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Machine {
     /// Logical CPUs.
     pub(crate) cpus: usize,

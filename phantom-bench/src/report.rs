@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::{Machine, median};
 
@@ -20,7 +20,7 @@ pub(crate) const REDIS: &str = "Redis";
 pub(crate) const PHANTOM: &str = "PhantomDB";
 
 /// One measured series.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Series {
     /// `W1` … `W6`.
     pub(crate) workload: String,
@@ -43,7 +43,7 @@ pub(crate) struct Series {
 }
 
 /// PhantomDB against the best peer on one metric.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Ratio {
     /// Workload id.
     pub(crate) workload: String,
@@ -58,7 +58,7 @@ pub(crate) struct Ratio {
 }
 
 /// One goal of the issue and where we stand.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Goal {
     /// Workload id.
     pub(crate) workload: String,
@@ -71,7 +71,7 @@ pub(crate) struct Goal {
 }
 
 /// Everything one run produced.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Report {
     /// When the run started (UTC, RFC 3339).
     pub(crate) date: String,
@@ -445,6 +445,9 @@ impl Report {
         let bars: Vec<(String, f64)> = self
             .ratios
             .iter()
+            // W4's peers open lazily (milliseconds) while PhantomDB loads every row: that
+            // ratio is in the table, but would flatten every other bar on the chart.
+            .filter(|r| r.workload != "W4")
             .map(|r| {
                 (
                     format!("{} {} vs {}", r.workload, r.metric, r.best_peer),
@@ -457,27 +460,30 @@ impl Report {
         let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
         let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let xmax = bars.iter().map(|b| b.1).fold(2.0_f64, f64::max) * 1.1;
+        // Log scale, bars from 1 (parity) to the advantage: right is better, left is worse.
+        let lo = bars.iter().map(|b| b.1).fold(0.5_f64, f64::min) / 1.5;
+        let hi = bars.iter().map(|b| b.1).fold(2.0_f64, f64::max) * 1.5;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                "PhantomDB vs best peer (> 1: PhantomDB better; times and latencies inverted)",
+                "PhantomDB vs best peer: advantage (> 1 better; times inverted), log scale",
                 ("sans-serif", 18),
             )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(380)
-            .build_cartesian_2d(0f64..xmax, (0..n).into_segmented())
+            .build_cartesian_2d((lo..hi).log_scale(), (0..n).into_segmented())
             .map_err(|e| err(&e))?;
         let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .light_line_style(WHITE)
             .y_labels(n)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .x_desc("advantage (×)")
+            .x_desc("advantage (×), log scale")
             .draw()
             .map_err(|e| err(&e))?;
         chart
@@ -489,7 +495,7 @@ impl Report {
                 };
                 Rectangle::new(
                     [
-                        (0.0, SegmentValue::Exact(i)),
+                        (1.0, SegmentValue::Exact(i)),
                         (*v, SegmentValue::Exact(i + 1)),
                     ],
                     color.filled(),

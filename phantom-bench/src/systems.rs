@@ -137,18 +137,22 @@ fn literals(r: &Row) -> [(&'static str, Literal); 4] {
     ]
 }
 
-fn phantom_row(values: &[Value]) -> Result<Row> {
-    match values {
-        [
-            Value::Int(id),
-            Value::String(name),
-            Value::String(email),
-            Value::Float(score),
-        ] => Ok(Row {
-            id: *id,
-            name: name.clone(),
-            email: email.clone(),
-            score: *score,
+/// Moves a returned row into a [`Row`] (no copy: `select` already returned owned values,
+/// as the peers' decoders do).
+fn phantom_row(values: Vec<Value>) -> Result<Row> {
+    let mut it = values.into_iter();
+    match (it.next(), it.next(), it.next(), it.next(), it.next()) {
+        (
+            Some(Value::Int(id)),
+            Some(Value::String(name)),
+            Some(Value::String(email)),
+            Some(Value::Float(score)),
+            None,
+        ) => Ok(Row {
+            id,
+            name,
+            email,
+            score,
         }),
         other => bail!("unexpected PhantomDB row {other:?}"),
     }
@@ -167,13 +171,13 @@ impl Store for Phantom {
 
     fn get(&self, id: i64) -> Result<Option<Row>> {
         let rows = self.db.select(DB, TABLE, &Filter::eq("id", id))?;
-        rows.rows.first().map(|r| phantom_row(r)).transpose()
+        rows.rows.into_iter().next().map(phantom_row).transpose()
     }
 
     fn scan(&self) -> Result<usize> {
         let rows = self.db.select_all(DB, TABLE)?;
         let mut n = 0;
-        for r in &rows.rows {
+        for r in rows.rows {
             phantom_row(r)?;
             n += 1;
         }
