@@ -515,16 +515,28 @@ impl Database {
             return Ok(None);
         }
         if opened.sink.last_lsn() < image.lsn {
-            // The image is newer than the log (possible after a crash with SyncMode::Never):
-            // restart the log after the image so no LSN is ever reused.
+            // Images are only written after the log is durable up to their LSN, so a log that
+            // ends before one has lost records it once held (a truncated or deleted file), and
+            // commits after the image may be gone with them: that is an error naming the log,
+            // unless salvage was asked for.
+            let log_lsn = opened.sink.last_lsn();
+            let log_file = dir.join(phantom_wal::segment_file_name(name, 1));
+            if self.shared.mode != RecoveryMode::Salvage {
+                return Err(phantom_recovery::Error::LogBehindImage {
+                    log: log_file,
+                    log_lsn,
+                    image: image.source.clone().unwrap_or_default(),
+                    image_lsn: image.lsn,
+                }
+                .into());
+            }
             tracing::warn!(
                 database = name,
-                log_lsn = opened.sink.last_lsn(),
+                log_lsn,
                 image_lsn = image.lsn,
-                "log ends before the recovery point; starting a new log after it"
+                "salvage: the log ends before the recovery point; starting a new log after it"
             );
             let torn = opened.torn_bytes_cut;
-            let log_lsn = opened.sink.last_lsn();
             drop(opened);
             // Keep the old log (and the bytes a torn tail cut) as evidence, never delete it.
             let moved = self.shared.log.set_aside(fs, dir, name)?;

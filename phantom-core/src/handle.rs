@@ -262,6 +262,9 @@ impl DbHandle {
     ) -> Result<SnapshotInfo> {
         let _io = lock(&self.io);
         self.check_open()?;
+        // Invariant: no image covers a record the log has not made durable (in every sync
+        // mode), so a log that ends before an image can only mean lost log data.
+        self.log.sync(view.lsn)?;
         let info = self
             .store
             .write(&*settings.format, view.lsn, &view.catalog, now())?;
@@ -288,6 +291,7 @@ impl DbHandle {
         let view = self.view();
         let _io = lock(&self.io);
         self.check_open()?;
+        self.log.sync(view.lsn)?;
         let path = self.dir.join(format!("{file_stem}.db"));
         let meta = ImageMeta {
             database: self.name.clone(),

@@ -56,7 +56,14 @@ fn a_saved_database_loads_in_a_fresh_instance_without_creating_it_first() {
         // The header keeps the spec's exact lines (a C++ reader and scripts parse them).
         let text = std::fs::read_to_string(&path).unwrap();
         let head: Vec<&str> = text.lines().take(5).collect();
-        assert_eq!(head[..3], ["# PhantomDB Database File", "# Database: test_db", "# Format: CSV"]);
+        assert_eq!(
+            head[..3],
+            [
+                "# PhantomDB Database File",
+                "# Database: test_db",
+                "# Format: CSV"
+            ]
+        );
         let generated = head[3].strip_prefix("# Generated: ").unwrap();
         assert!(
             chrono::NaiveDateTime::parse_from_str(generated, "%Y-%m-%d %H:%M:%S UTC").is_ok(),

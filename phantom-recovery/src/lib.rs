@@ -70,6 +70,20 @@ pub enum Error {
         /// Bytes after it.
         bytes: u64,
     },
+    /// The log ends before the recovery point: it lost records it once made durable (images
+    /// are written only after the log is durable up to their LSN), and any commit after the
+    /// image may be lost with them.
+    #[error("log {} ends at LSN {log_lsn}, before the recovery point {} (LSN {image_lsn}): log records were lost; recover with mode salvage to continue from the recovery point", log.display(), image.display())]
+    LogBehindImage {
+        /// The log's first segment.
+        log: PathBuf,
+        /// The last LSN the log holds.
+        log_lsn: Lsn,
+        /// The recovery point.
+        image: PathBuf,
+        /// Its LSN.
+        image_lsn: Lsn,
+    },
     /// Point-in-time recovery could not reach the target LSN: the log ends before it.
     #[error("cannot recover to LSN {target}: the log ends at LSN {last}")]
     TargetNotReached {

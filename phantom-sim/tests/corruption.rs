@@ -28,9 +28,3 @@ fn damaged_files_are_reported_repaired_or_skipped_never_served() {
     );
     assert!(summary.failures.is_empty(), "{summary}");
 }
-
-#[test]
-fn no_case_hits_the_known_log_restart_bug() {
-    let summary = run_corruptions(400, 1);
-    assert!(summary.known_bugs.is_empty(), "{summary}");
-}

@@ -7,9 +7,11 @@ use phantom_core::{Column, ColumnType, Database, Literal};
 /// recovery point: recovery cuts the torn tail, then restarts the log after the image ("log
 /// ends before the recovery point"). It used to destroy the log, including the `.broken` copy
 /// of the cut bytes, and report `torn_bytes_cut == 0`, so the loss of the commits after the
-/// recovery point went unsaid. Now the cut is reported and the old log is kept aside.
+/// recovery point went unsaid. Now it is an error naming the log (images are written only
+/// after the log is durable up to their LSN, so this is lost log data), and salvage continues
+/// from the image, reporting the cut and keeping the old log aside.
 #[test]
-fn a_cut_log_tail_is_reported_even_when_the_log_restarts_after_the_image() {
+fn a_log_that_ends_before_the_recovery_point_is_refused_and_salvage_reports_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = Database::open(dir.path()).expect("open");
@@ -35,12 +37,38 @@ fn a_cut_log_tail_is_reported_even_when_the_log_restarts_after_the_image() {
     let bytes = std::fs::read(&log).expect("read log");
     std::fs::write(&log, &bytes[..100]).expect("truncate log");
 
-    let db = Database::open(dir.path()).expect("open");
-    let report = db.recovery_report("app").expect("recover");
+    // Default mode: the log lost records the snapshot proves were durable, and the commits
+    // after the snapshot with them: an error naming the log, not a silently older state.
+    let err = Database::open(dir.path())
+        .and_then(|db| db.select_all("app", "t"))
+        .expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            phantom_core::Error::Recovery(phantom_recovery::Error::LogBehindImage { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("app.log"), "{err}");
+
+    // Salvage (only when asked): the snapshot's state, and the report says what happened.
+    let db = Database::builder()
+        .data_dir(dir.path())
+        .recovery_mode(phantom_core::RecoveryMode::Salvage)
+        .open()
+        .expect("open");
     let rows = db.select_all("app", "t").expect("rows").len();
     assert_eq!(rows, 3, "the snapshot's rows are served");
+    let report = db.recovery_report("app").expect("recover");
+    // (The first, refused open already cut the torn tail and kept it in `app.log.broken`.)
+    assert_eq!(report.warnings.len(), 1, "{report:?}");
+    assert!(dir.path().join("app.log.broken").exists());
     assert!(
-        report.torn_bytes_cut > 0 || !report.rejected.is_empty(),
-        "2 acknowledged commits were lost, but the report says nothing: {report:?}"
+        std::fs::read_dir(dir.path()).expect("list").any(|e| e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".superseded.broken")),
+        "the old log is kept"
     );
 }
