@@ -1131,6 +1131,10 @@ impl Database {
 fn database_of_file(file: &str) -> Option<String> {
     let name = if let Some(stem) = file.strip_suffix(".log") {
         stem
+    } else if let Some((stem, _)) = file.rsplit_once(".log.")
+        && crate::log::is_segment(stem, file)
+    {
+        stem
     } else if let Some(stem) = file.strip_suffix(".db") {
         stem
     } else {

@@ -109,11 +109,12 @@ impl LogFactory for WalFactory {
     }
 
     fn exists(&self, fs: &Arc<dyn FileSystem>, dir: &Path, database: &str) -> Result<bool> {
-        let first = dir.join(format!("{database}.log"));
-        Ok(fs
-            .file_len(&first)
-            .map_err(phantom_storage::Error::from)?
-            .is_some())
+        // Any segment counts: after log truncation the first one may be gone.
+        match fs.list_dir(dir) {
+            Ok(files) => Ok(files.iter().any(|f| is_segment(database, f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(crate::Error::io(dir)(e)),
+        }
     }
 
     fn prepare(
@@ -134,12 +135,7 @@ impl LogFactory for WalFactory {
     ) -> Result<Vec<PathBuf>> {
         let mut moved = Vec::new();
         for file in fs.list_dir(dir).map_err(crate::Error::io(dir))? {
-            let is_segment = file == segment_file_name(database, 1)
-                || file
-                    .strip_prefix(&format!("{database}.log."))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|n| segment_file_name(database, n) == file);
-            if is_segment {
+            if is_segment(database, &file) {
                 let from = dir.join(&file);
                 let to = dir.join(format!("{file}.superseded.broken"));
                 fs.rename(&from, &to).map_err(crate::Error::io(&from))?;
@@ -154,4 +150,13 @@ impl LogFactory for WalFactory {
         Wal::destroy(fs.clone(), dir, database)?;
         Ok(())
     }
+}
+
+/// `true` when `file` is a segment of the log of `database` (`<db>.log`, `<db>.log.000002`, …).
+pub(crate) fn is_segment(database: &str, file: &str) -> bool {
+    file == segment_file_name(database, 1)
+        || file
+            .strip_prefix(&format!("{database}.log."))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| segment_file_name(database, n) == file)
 }
