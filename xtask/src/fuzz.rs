@@ -7,7 +7,8 @@
 //! floods the committed corpus. A crash leaves its input in `fuzz/artifacts/<target>/`; the
 //! task runs the remaining targets, prints a summary (runs, execs/s, crash file) and fails.
 //!
-//! The default sanitizer is `none`, which builds on the stable toolchain; any other
+//! Targets are built in release mode with debug assertions and overflow checks. The default
+//! sanitizer is `none`, which builds on the stable toolchain; any other
 //! (`address`, …) needs `-Zsanitizer`, so the task then sets `RUSTC_BOOTSTRAP=1`.
 
 use std::env;
@@ -177,7 +178,16 @@ fn run_target(fuzz_dir: &Path, target: &str, secs: u64, sanitizer: &str) -> Resu
     let seeds = fuzz_dir.join("corpus").join(target);
     let mut cmd = Command::new(cargo());
     cmd.current_dir(fuzz_dir)
-        .args(["fuzz", "run", "--sanitizer", sanitizer, target])
+        // Debug assertions and overflow checks on: an arithmetic overflow on hostile input
+        // is a finding, not a silent wrap.
+        .args([
+            "fuzz",
+            "run",
+            "--debug-assertions",
+            "--sanitizer",
+            sanitizer,
+            target,
+        ])
         .arg(&scratch)
         .arg(&seeds)
         .args(["--", &format!("-max_total_time={secs}")])
