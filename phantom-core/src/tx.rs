@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use phantom_storage::{Catalog, Column, Mutation, RowId, Schema, Table, Value};
+use phantom_storage::{Catalog, Column, Mutation, Row, RowId, Schema, Table, Value};
 
 use crate::error::{Error, Result};
 use crate::filter::{BoundFilter, Filter, Literal};
@@ -289,25 +289,31 @@ fn column<'t>(t: &'t Table, name: &str) -> Result<(usize, &'t Column)> {
     Ok((pos, &t.schema().columns()[pos]))
 }
 
-/// Ids of the rows matching `filter` (all rows for `None`), in row-id order. Uses the
-/// primary-key index when the filter pins the key.
+/// Ids of the rows matching `filter` (all rows for `None`), in row-id order.
 pub(crate) fn matching(t: &Table, filter: Option<&BoundFilter>) -> Vec<RowId> {
+    matching_rows(t, filter)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// The rows matching `filter` (all rows for `None`) with their ids, in row-id order. Uses the
+/// primary-key index when the filter pins the key.
+fn matching_rows<'t>(t: &'t Table, filter: Option<&BoundFilter>) -> Vec<(RowId, &'t Row)> {
     let Some(f) = filter else {
-        return t.rows().map(|(id, _)| id).collect();
+        return t.rows().collect();
     };
     if let Some(pk) = t.schema().primary_key()
         && let Some(key) = f.required_eq(pk)
     {
         return t
             .lookup_primary_key(key)
-            .filter(|id| t.get(*id).is_some_and(|row| f.matches(row)))
+            .and_then(|id| t.get(id).map(|row| (id, row)))
+            .filter(|(_, row)| f.matches(row))
             .into_iter()
             .collect();
     }
-    t.rows()
-        .filter(|(_, row)| f.matches(row))
-        .map(|(id, _)| id)
-        .collect()
+    t.rows().filter(|(_, row)| f.matches(row)).collect()
 }
 
 /// Runs a read against a catalog.
@@ -330,16 +336,12 @@ pub(crate) fn run_query(catalog: &Catalog, table: &str, query: &Query) -> Result
         .iter()
         .map(|(c, o)| column(t, c).map(|(i, _)| (i, *o)))
         .collect::<Result<_>>()?;
-    let mut ids = matching(t, bound.as_ref());
+    let mut found = matching_rows(t, bound.as_ref());
     if !keys.is_empty() {
         // Stable sort: ties keep row-id order.
-        ids.sort_by(|a, b| {
-            let (ra, rb) = (t.get(*a), t.get(*b));
+        found.sort_by(|(_, ra), (_, rb)| {
             for (i, o) in &keys {
-                let ord = match (ra, rb) {
-                    (Some(ra), Some(rb)) => ra[*i].cmp(&rb[*i]),
-                    _ => Ordering::Equal,
-                };
+                let ord = ra[*i].cmp(&rb[*i]);
                 let ord = if *o == Order::Desc {
                     ord.reverse()
                 } else {
@@ -353,17 +355,16 @@ pub(crate) fn run_query(catalog: &Catalog, table: &str, query: &Query) -> Result
         });
     }
     if let Some(n) = query.limit {
-        ids.truncate(n);
+        found.truncate(n);
     }
     let columns = projection
         .iter()
         .map(|i| t.schema().columns()[*i].name.clone())
         .collect();
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in &ids {
-        if let Some(row) = t.get(*id) {
-            rows.push(projection.iter().map(|i| row[*i].clone()).collect());
-        }
-    }
+    let ids = found.iter().map(|(id, _)| *id).collect();
+    let rows = found
+        .iter()
+        .map(|(_, row)| projection.iter().map(|i| row[*i].clone()).collect())
+        .collect();
     Ok(Rows { columns, ids, rows })
 }

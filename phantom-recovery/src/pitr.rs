@@ -51,11 +51,16 @@ pub fn restore(
     extra: &[Arc<dyn StorageFormat>],
     target: Target,
 ) -> Result<Restored> {
+    // A time target becomes an LSN target: the last record appended at or before that time
+    // (appends take their timestamps in LSN order). Image creation times are not used: they
+    // are stored in whole seconds and say nothing exact about the records inside.
+    let target = match target {
+        Target::Time(t) => Target::Lsn(last_lsn_at(fs, dir, db, t)?),
+        other => other,
+    };
     let accept = |m: &ImageMeta| match target {
         Target::Lsn(lsn) => m.lsn <= lsn,
-        // An image written at or before the target time holds only records appended before it.
-        Target::Time(t) => m.created.is_some_and(|c| c <= t) || m.lsn == 0,
-        Target::End => true,
+        Target::Time(_) | Target::End => true,
     };
     let image = load_image(&**fs, dir, db, store, extra, &accept, false)?;
     let mut catalog = image.catalog;
@@ -92,4 +97,18 @@ pub fn restore(
         replayed: stats.records,
         rejected: image.rejected,
     })
+}
+
+/// The LSN of the last record appended at or before `t`; when every record is later, the LSN
+/// just before the first one (a state only an image at exactly that LSN can give).
+fn last_lsn_at(fs: &Arc<dyn FileSystem>, dir: &Path, db: &str, t: DateTime<Utc>) -> Result<Lsn> {
+    let mut last = None;
+    for record in WalReader::open(Arc::clone(fs), dir, db, 0)? {
+        let record = record?;
+        if record.timestamp > t {
+            return Ok(last.unwrap_or(record.lsn.saturating_sub(1)));
+        }
+        last = Some(record.lsn);
+    }
+    Ok(last.unwrap_or(0))
 }
