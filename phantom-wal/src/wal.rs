@@ -363,6 +363,11 @@ impl Wal {
                 // What we read may still be only in the page cache (a previous run in `Never`
                 // mode): make it durable so `durable_lsn` can start at `last_lsn`.
                 file.sync_data().map_err(io)?;
+                // So may the directory entries: a roll-over whose directory fsync failed leaves
+                // a segment that exists now but would vanish in a crash, taking every record
+                // appended to it later with it. Found by the simulation (an ENOSPC on the
+                // directory fsync of a roll-over, then commits, then a crash).
+                fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
                 Active {
                     file,
                     path: info.path.clone(),
