@@ -507,6 +507,18 @@ impl Database {
             }
         });
         let stats = replay(&mut catalog, image.lsn, records)?;
+        // The log may claim more than replay reached: a segment that starts after the recovery
+        // point with nothing before it (records in between are missing). Appending would then
+        // acknowledge commits that no later open can reach: refuse now. (Found by fuzzing.)
+        let log_last = opened.sink.last_lsn();
+        if log_last > stats.last_lsn {
+            return Err(phantom_recovery::Error::LogGap {
+                image_lsn: image.lsn,
+                expected: stats.last_lsn + 1,
+                found: log_last + 1,
+            }
+            .into());
+        }
         let mut warnings = Vec::new();
         if stats.dropped {
             tracing::info!(database = name, "finishing an interrupted drop");
