@@ -914,19 +914,7 @@ impl Database {
     /// It takes no lock: it may run beside a process that has the directory open (a record
     /// being appended at that moment can show up as a torn tail).
     pub fn verify(&self, db: &str) -> Result<VerifyReport> {
-        validate_name(db)?;
-        let dir = self.data_directory();
-        if !dir.is_dir() {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
-        }
-        let store = self.store(&dir, db)?;
-        if !self.exists_on_disk(&dir, db, &store)? {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
-        }
+        let (dir, store) = self.on_disk(db, false)?;
         Ok(phantom_recovery::verify(
             &self.shared.fs,
             &dir,
@@ -936,21 +924,31 @@ impl Database {
         )?)
     }
 
-    /// What point-in-time recovery of `db` to `target` would give, computed without writing
-    /// anything (`Target::End`: what the next open would recover).
-    pub fn restore_preview(&self, db: &str, target: Target) -> Result<Restored> {
+    /// The data directory and snapshot store of `db`, which must exist on disk; with `lock`,
+    /// the directory is locked first (everything but the read-only `verify` locks).
+    fn on_disk(&self, db: &str, lock: bool) -> Result<(PathBuf, SnapshotStore)> {
         validate_name(db)?;
-        let Some(dir) = self.dir_for(false)? else {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
+        let unknown = || Error::UnknownDatabase {
+            name: db.to_owned(),
+        };
+        let dir = if lock {
+            self.dir_for(false)?.ok_or_else(unknown)?
+        } else {
+            Some(self.data_directory())
+                .filter(|d| d.is_dir())
+                .ok_or_else(unknown)?
         };
         let store = self.store(&dir, db)?;
         if !self.exists_on_disk(&dir, db, &store)? {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
+            return Err(unknown());
         }
+        Ok((dir, store))
+    }
+
+    /// What point-in-time recovery of `db` to `target` would give, computed without writing
+    /// anything (`Target::End`: what the next open would recover).
+    pub fn restore_preview(&self, db: &str, target: Target) -> Result<Restored> {
+        let (dir, store) = self.on_disk(db, true)?;
         Ok(phantom_recovery::restore(
             &self.shared.fs,
             &dir,
@@ -969,18 +967,7 @@ impl Database {
     /// aside (renamed `<file>.pre-restore`, never deleted), the recovered state becomes the main
     /// file, and the database reopens from it.
     pub fn restore(&self, db: &str, target: Target, out: Option<&Path>) -> Result<Restored> {
-        validate_name(db)?;
-        let Some(dir) = self.dir_for(false)? else {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
-        };
-        let store = self.store(&dir, db)?;
-        if !self.exists_on_disk(&dir, db, &store)? {
-            return Err(Error::UnknownDatabase {
-                name: db.to_owned(),
-            });
-        }
+        let (dir, store) = self.on_disk(db, true)?;
         let fs = &self.shared.fs;
         let write_image = |restored: &Restored, path: &Path| -> Result<()> {
             let meta = phantom_storage::ImageMeta {
@@ -1032,10 +1019,7 @@ impl Database {
             }
         }
         for file in fs.list_dir(&dir).map_err(Error::io(&dir))? {
-            if file == format!("{db}.log")
-                || (file.starts_with(&format!("{db}.log."))
-                    && file[db.len() + 5..].bytes().all(|b| b.is_ascii_digit()))
-            {
+            if crate::log::is_segment(db, &file) {
                 aside(&dir.join(file))?;
             }
         }
