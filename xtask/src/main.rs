@@ -57,7 +57,9 @@ fn usage() {
              crash   [--sim-seeds N] [--kills N] [--corruptions N] [--debug]: the durability\n          \
                      campaigns at any length (release mode)\n  \
              bench   [--quick] [--only W1,W3] [--json FILE] [--reps N]: PhantomDB side by side\n          \
-                     with SQLite, redb, fjall and Redis (release mode; writes target/bench/)"
+                     with SQLite, redb, fjall and Redis (release mode; writes target/bench/)\n  \
+             fuzz    [--time SECS] [--sanitizer NAME] [TARGET]: cargo-fuzz on every target (or\n          \
+                     one) for SECS seconds each (default 60; installs cargo-fuzz if missing)"
         );
     }
 }
