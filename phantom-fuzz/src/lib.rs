@@ -12,7 +12,7 @@
 //! | [`binary_reader`] | `BinaryFormat::read` and `read_meta` |
 //! | [`wal_segment`] | a log segment `d.log`: `WalReader::open`, then `Wal::open` |
 //! | [`filter_parse`] | `Filter::parse` (UTF-8 only), then bind and evaluate on sample rows |
-//! | [`recovery_image`] | a data directory ([`image`] framing): `Database` open, `select_all`, `verify` |
+//! | [`recovery_image`] | a data directory (`image` framing: name index, length, bytes): `Database` open, `select_all`, `verify` |
 //!
 //! The functions live here, not in the cargo-fuzz crate, so that they compile in the normal
 //! build and `tests/replay.rs` runs every committed corpus file (`fuzz/corpus/<target>/`)

@@ -51,7 +51,7 @@ fn usage() {
         println!(
             "cargo xtask <task>\n\n\
              tasks:\n  \
-             ci      fmt --check, clippy -D warnings, all tests and doc tests, with the\n          \
+             ci      fmt --check, clippy -D warnings, all tests and doc tests, rustdoc -D warnings, with the\n          \
                      CI budgets of the durability campaigns (500 simulation seeds, 20 kills,\n          \
                      2,000 corruption cases, every fuzz corpus replayed)\n  \
              crash   [--sim-seeds N] [--kills N] [--corruptions N] [--debug]: the durability\n          \
@@ -121,6 +121,11 @@ fn ci() -> Result<()> {
         &crash::Budget::CI.env(),
     )?;
     cargo(&["test", "--workspace", "--doc"])?;
+    // Every crate documents on its own, without broken links.
+    cargo_env(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings".to_owned())],
+    )?;
     Ok(())
 }
 
