@@ -7,7 +7,12 @@ use crate::{Error, ReplayStats, Result};
 
 /// Replays log records on top of an image at `image_lsn`, streaming: records at or below
 /// `image_lsn` are skipped, the next must be `image_lsn + 1`, and every later one must follow
-/// without a gap. A batch applies entirely or not at all.
+/// without a gap.
+///
+/// Mutations are applied in place and by value (`Catalog::apply_owned`: no copy of the rows,
+/// no copy-on-write), which is what makes replay fast. So on error — a record that does not
+/// apply, a gap, a read error — `catalog` is left partly changed and must be discarded, as
+/// every caller does (the error fails recovery). On success every batch was applied whole.
 pub fn replay(
     catalog: &mut Catalog,
     image_lsn: Lsn,
@@ -31,21 +36,21 @@ pub fn replay(
             });
         }
         stats.dropped = false;
-        match &record.entry {
+        let lsn = record.lsn;
+        match record.entry {
             LogEntry::Batch(mutations) => {
-                catalog
-                    .apply_all(mutations)
-                    .map_err(|source| Error::BadRecord {
-                        lsn: record.lsn,
-                        source,
-                    })?
+                for m in mutations {
+                    catalog
+                        .apply_owned(m)
+                        .map_err(|source| Error::BadRecord { lsn, source })?;
+                }
             }
             LogEntry::DropDatabase => stats.dropped = true,
             LogEntry::CreateDatabase => *catalog = Catalog::new(),
             _ => {}
         }
         stats.records += 1;
-        stats.last_lsn = record.lsn;
+        stats.last_lsn = lsn;
     }
     Ok(stats)
 }

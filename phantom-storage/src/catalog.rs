@@ -182,6 +182,39 @@ impl Catalog {
         }
     }
 
+    /// Applies one mutation in place, taking it by value, so its rows move into the table
+    /// instead of being copied and the table is changed where it is (no copy-on-write of a
+    /// shared version). On error the catalog may be left **partly changed**: this is for
+    /// callers that discard the catalog on any error, such as log replay, where a mutation that
+    /// does not apply fails the whole recovery. Everyone else uses [`Catalog::apply`].
+    pub fn apply_owned(&mut self, mutation: Mutation) -> Result<()> {
+        match mutation {
+            Mutation::CreateTable { table, schema } => self.create_table(&table, schema),
+            Mutation::DropTable { table } => self.drop_table(&table).map(drop),
+            Mutation::Insert { table, rows } => {
+                let t = self.table_mut(&table)?;
+                for (id, values) in rows {
+                    t.insert_with_id(id, values)?;
+                }
+                Ok(())
+            }
+            Mutation::Update { table, rows } => {
+                let t = self.table_mut(&table)?;
+                for (id, values) in rows {
+                    t.update(id, values)?;
+                }
+                Ok(())
+            }
+            Mutation::Delete { table, row_ids } => {
+                let t = self.table_mut(&table)?;
+                for id in row_ids {
+                    t.delete(id)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Applies mutations in order, all or nothing.
     pub fn apply_all<'a>(
         &mut self,
@@ -227,6 +260,42 @@ mod tests {
             Err(Error::DuplicateKey { .. })
         ));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn apply_owned_gives_the_same_catalog_as_apply() {
+        let batch = vec![
+            Mutation::CreateTable {
+                table: "t".into(),
+                schema: schema(),
+            },
+            Mutation::Insert {
+                table: "t".into(),
+                rows: vec![(1, vec![Value::Int(1)]), (2, vec![Value::Int(2)])],
+            },
+            Mutation::Update {
+                table: "t".into(),
+                rows: vec![(2, vec![Value::Int(5)])],
+            },
+            Mutation::Delete {
+                table: "t".into(),
+                row_ids: vec![1],
+            },
+        ];
+        let mut a = Catalog::new();
+        a.apply_all(&batch).expect("apply");
+        let mut b = Catalog::new();
+        for m in batch {
+            b.apply_owned(m).expect("apply_owned");
+        }
+        assert!(a == b);
+        assert!(matches!(
+            b.apply_owned(Mutation::Delete {
+                table: "t".into(),
+                row_ids: vec![9]
+            }),
+            Err(Error::RowNotFound { .. })
+        ));
     }
 
     #[test]
