@@ -4,8 +4,9 @@
 //! atomic log record.
 //!
 //! Invariant: each operation builds a [`Mutation`] and applies it to the working catalog with
-//! [`Catalog::apply`] — the same function log replay uses — so what recovery rebuilds is
-//! exactly what the transaction saw. A failed operation leaves the working copy unchanged.
+//! [`Catalog::apply`] — the mutation log replay applies later (with the same row operations,
+//! through `Catalog::apply_owned`) — so what recovery rebuilds is exactly what the transaction
+//! saw. A failed operation leaves the working copy unchanged.
 
 use std::cmp::Ordering;
 

@@ -1,9 +1,10 @@
 //! The catalog: the tables of one database, and the physical mutations that change it.
 //!
 //! A [`Mutation`] is what the write-ahead log records: it carries row ids and full row images,
-//! never a predicate, so applying it is deterministic and cheap. [`Catalog::apply`] is the only
-//! way log replay changes a catalog; it either applies a mutation entirely or returns an error
-//! and changes nothing.
+//! never a predicate, so applying it is deterministic and cheap. [`Catalog::apply`] either
+//! applies a mutation entirely or returns an error and changes nothing (commits use it);
+//! [`Catalog::apply_owned`] applies it in place and by value, for log replay, which discards
+//! the catalog on any error. Both go through the same row operations.
 
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
