@@ -728,8 +728,10 @@ fn delete_op(delete: &Delete, options: &Options) -> anyhow::Result<Op> {
 
 /// Parses `text` (one or more statements) and converts each.
 pub(crate) fn parse(text: &str, options: &Options) -> anyhow::Result<Vec<(String, Stmt)>> {
-    let statements =
-        Parser::parse_sql(&GenericDialect {}, text).map_err(|e| anyhow!("syntax error: {e}"))?;
+    let statements = {
+        phantom_core::check_nesting(text).map_err(|e| anyhow!("syntax error: {e}"))?;
+        Parser::parse_sql(&GenericDialect {}, text).map_err(|e| anyhow!("syntax error: {e}"))?
+    };
     statements
         .iter()
         .map(|s| Ok((s.to_string(), convert(s, options)?)))

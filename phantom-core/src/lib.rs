@@ -44,7 +44,7 @@ pub use database::{
     Builder, DEFAULT_DATA_DIR, DEFAULT_SNAPSHOT_INTERVAL, Database, DatabaseStats, Health, Stats,
 };
 pub use error::{Error, Result};
-pub use filter::{BoundFilter, CmpOp, Filter, Literal, literal};
+pub use filter::{BoundFilter, CmpOp, Filter, Literal, MAX_SQL_NESTING, check_nesting, literal};
 pub use lock::LOCK_FILE;
 pub use log::{LogFactory, OpenedLog, WalFactory};
 pub use tx::{Assignments, Order, Query, Rows, Transaction, assignments};
