@@ -679,20 +679,24 @@ impl Database {
         let mut names: std::collections::BTreeSet<String> =
             lock(&self.shared.dir).dbs.keys().cloned().collect();
         if let Some(dir) = self.dir_for(false)? {
+            let mut seen = std::collections::BTreeSet::new();
             for file in self.shared.fs.list_dir(&dir).map_err(Error::io(&dir))? {
                 if let Some(name) = database_of_file(&file) {
+                    seen.insert(name);
+                }
+            }
+            // Checked from the files alone: listing must not recover (load and replay) every
+            // database in the directory. A drop interrupted by a crash is finished, and the
+            // name disappears, when that database is next opened.
+            for name in seen {
+                if !names.contains(&name)
+                    && self.exists_on_disk(&dir, &name, &self.store(&dir, &name)?)?
+                {
                     names.insert(name);
                 }
             }
         }
-        // A name seen on disk counts only if it really is a database (e.g. not a half-dropped one).
-        let mut out = Vec::new();
-        for name in names {
-            if self.database_exists(&name)? {
-                out.push(name);
-            }
-        }
-        Ok(out)
+        Ok(names.into_iter().collect())
     }
 
     // ----- tables -----

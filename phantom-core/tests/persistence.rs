@@ -447,3 +447,28 @@ fn eight_threads_committing_share_fsyncs_and_every_acknowledged_commit_survives_
         assert_eq!(mine, (t * 1000..t * 1000 + 40).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn listing_databases_reads_no_database_so_one_corrupt_log_does_not_hide_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        table(&db, "broken");
+        table(&db, "fine");
+        for i in 0..20 {
+            db.insert("broken", "t", [("id", Literal::from(i)), ("v", "x".into())])
+                .unwrap();
+        }
+    }
+    let log = dir.path().join("broken.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&log, bytes).unwrap();
+
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(db.list_databases().unwrap(), vec!["broken", "fine"]);
+    let err = db.select_all("broken", "t").unwrap_err();
+    assert!(err.to_string().contains("broken.log"), "{err}");
+    assert!(db.select_all("fine", "t").unwrap().is_empty());
+}
