@@ -507,13 +507,15 @@ impl Database {
                 });
             }
         });
-        let stats = replay(&mut catalog, image.lsn, records)?;
+        let log_file = dir.join(phantom_wal::segment_file_name(name, 1));
+        let stats = replay(&mut catalog, image.lsn, records).map_err(|e| e.with_log(&log_file))?;
         // The log may claim more than replay reached: a segment that starts after the recovery
         // point with nothing before it (records in between are missing). Appending would then
         // acknowledge commits that no later open can reach: refuse now. (Found by fuzzing.)
         let log_last = opened.sink.last_lsn();
         if log_last > stats.last_lsn {
             return Err(phantom_recovery::Error::LogGap {
+                log: log_file,
                 image_lsn: image.lsn,
                 expected: stats.last_lsn + 1,
                 found: log_last + 1,
@@ -533,7 +535,6 @@ impl Database {
             // commits after the image may be gone with them: that is an error naming the log,
             // unless salvage was asked for.
             let log_lsn = opened.sink.last_lsn();
-            let log_file = dir.join(phantom_wal::segment_file_name(name, 1));
             if self.shared.mode != RecoveryMode::Salvage {
                 return Err(phantom_recovery::Error::LogBehindImage {
                     log: log_file,

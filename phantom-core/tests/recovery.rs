@@ -219,6 +219,10 @@ fn point_in_time_recovery_to_an_lsn_or_a_time_equals_the_history_at_that_point()
         matches!(err, Error::Recovery(phantom_recovery::Error::LogGap { .. })),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("d.log"),
+        "the error names the log: {err}"
+    );
     for k in [252u64, 253, 600, 1001, 1002] {
         let out = tempfile::tempdir().unwrap();
         let restored = db.restore("d", Target::Lsn(k), Some(out.path())).unwrap();

@@ -51,8 +51,10 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] phantom_snapshot::Error),
     /// The log does not continue where the recovery point ends: records are missing.
-    #[error("log gap: records {expected}..{} are missing (the recovery point ends at LSN {image_lsn})", found - 1)]
+    #[error("log gap in {}: records {expected}..{} are missing (the recovery point ends at LSN {image_lsn}); `phantom recover --mode salvage` keeps what comes before the gap", if log.as_os_str().is_empty() { "the log".to_owned() } else { log.display().to_string() }, found - 1)]
     LogGap {
+        /// The log's first segment (empty when the caller did not say).
+        log: PathBuf,
         /// The LSN of the recovery point.
         image_lsn: Lsn,
         /// The first LSN that was needed.
@@ -101,6 +103,27 @@ pub enum Error {
         #[source]
         source: phantom_storage::Error,
     },
+}
+
+impl Error {
+    /// Names the log in a [`Error::LogGap`] that does not name one yet (replay reads records,
+    /// not files, so its caller adds the path).
+    pub fn with_log(self, log: impl Into<PathBuf>) -> Error {
+        match self {
+            Error::LogGap {
+                log: old,
+                image_lsn,
+                expected,
+                found,
+            } if old.as_os_str().is_empty() => Error::LogGap {
+                log: log.into(),
+                image_lsn,
+                expected,
+                found,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Result alias of this crate.

@@ -70,6 +70,7 @@ pub fn restore(
         && first.lsn > image.lsn + 1
     {
         return Err(Error::LogGap {
+            log: dir.join(phantom_wal::segment_file_name(db, 1)),
             image_lsn: image.lsn,
             expected: image.lsn + 1,
             found: first.lsn,
@@ -80,7 +81,8 @@ pub fn restore(
         (Ok(r), Target::Time(t)) => r.timestamp <= t,
         (Ok(_), Target::End) | (Err(_), _) => true,
     });
-    let stats = replay(&mut catalog, image.lsn, records)?;
+    let stats = replay(&mut catalog, image.lsn, records)
+        .map_err(|e| e.with_log(dir.join(phantom_wal::segment_file_name(db, 1))))?;
     if let Target::Lsn(lsn) = target
         && stats.last_lsn < lsn
     {

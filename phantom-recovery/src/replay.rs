@@ -30,6 +30,7 @@ pub fn replay(
         }
         if record.lsn != stats.last_lsn + 1 {
             return Err(Error::LogGap {
+                log: std::path::PathBuf::new(),
                 image_lsn,
                 expected: stats.last_lsn + 1,
                 found: record.lsn,
