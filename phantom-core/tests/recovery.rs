@@ -304,3 +304,32 @@ fn verify_is_clean_on_clean_data_and_names_file_and_offset_of_each_planted_corru
     // verify modified nothing: the snapshot is still there under its name.
     assert!(snap.path.exists());
 }
+
+#[test]
+fn verify_reports_a_log_that_no_longer_reaches_back_to_the_newest_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path(), RecoveryMode::default()).unwrap();
+        fill(&db, 0..10);
+        db.create_snapshot("d").unwrap();
+        fill(&db, 10..200);
+    }
+    // Lose the segments right after the snapshot (as a careless cleanup would).
+    let segs = log_segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    std::fs::remove_file(&segs[0]).unwrap();
+    std::fs::remove_file(&segs[1]).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let report = db.verify("d").unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("log gap")),
+        "{:?}",
+        report.problems
+    );
+    // And opening refuses the hole, naming the log.
+    let err = db.select_all("d", "t").unwrap_err();
+    assert!(err.to_string().contains("log gap"), "{err}");
+}
