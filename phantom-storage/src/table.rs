@@ -1,7 +1,10 @@
 //! A table: a schema and its rows, keyed by stable row ids, with a primary-key index.
 //!
-//! Rows live in persistent (copy-on-write) maps from the `imbl` crate, so cloning a table is
-//! O(1) and a snapshot can hold a consistent view while writers go on changing the live one.
+//! Rows live in a persistent radix trie ([`crate::rowmap`]) and the primary key in a persistent
+//! B+tree ([`crate::keyindex`]), both copy-on-write, so cloning a table is O(1) and a
+//! snapshot can hold a consistent view while writers go on changing the live one. (Until
+//! version 0.1 of this crate both were `imbl::OrdMap`s; loading 1M rows spent 78 % of its time
+//! in their inserts — `docs/performance.md`.)
 //!
 //! Invariants, enforced by every mutating method (a failed call changes nothing):
 //! - every row conforms to the schema (arity, types, NOT NULL);
@@ -10,9 +13,9 @@
 
 use std::sync::Arc;
 
-use imbl::OrdMap;
-
 use crate::error::{Error, Result};
+use crate::keyindex::KeyIndex;
+use crate::rowmap::RowMap;
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -27,8 +30,8 @@ pub type Row = Arc<[Value]>;
 pub struct Table {
     name: String,
     schema: Arc<Schema>,
-    rows: OrdMap<RowId, Row>,
-    pk_index: OrdMap<Value, RowId>,
+    rows: RowMap,
+    pk_index: KeyIndex,
     next_row_id: RowId,
 }
 
@@ -38,8 +41,8 @@ impl Table {
         Table {
             name: name.into(),
             schema: Arc::new(schema),
-            rows: OrdMap::new(),
-            pk_index: OrdMap::new(),
+            rows: RowMap::default(),
+            pk_index: KeyIndex::default(),
             next_row_id: 1,
         }
     }
@@ -61,7 +64,7 @@ impl Table {
 
     /// `true` when the table has no rows.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.len() == 0
     }
 
     /// The id the next inserted row will get.
@@ -70,32 +73,27 @@ impl Table {
     }
 
     /// Rows in row-id order (which is insertion order).
-    pub fn rows(&self) -> impl Iterator<Item = (RowId, &Row)> + '_ {
-        self.rows.iter().map(|(id, row)| (*id, row))
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = (RowId, &Row)> + '_ {
+        self.rows.iter()
     }
 
     /// One row by id.
     pub fn get(&self, id: RowId) -> Option<&Row> {
-        self.rows.get(&id)
+        self.rows.get(id)
     }
 
     /// The id of the row whose primary key equals `key` (indexed; `None` without a primary key).
     pub fn lookup_primary_key(&self, key: &Value) -> Option<RowId> {
-        self.pk_index.get(key).copied()
+        self.schema.primary_key()?;
+        self.pk_index.get(key)
     }
 
-    fn check_key_free(&self, values: &[Value], except: Option<RowId>) -> Result<()> {
-        if let Some(pk) = self.schema.primary_key()
-            && let Some(&owner) = self.pk_index.get(&values[pk])
-            && Some(owner) != except
-        {
-            return Err(Error::DuplicateKey {
-                table: self.name.clone(),
-                column: self.schema.columns()[pk].name.clone(),
-                value: values[pk].to_string(),
-            });
+    fn duplicate_key(&self, pk: usize, key: &Value) -> Error {
+        Error::DuplicateKey {
+            table: self.name.clone(),
+            column: self.schema.columns()[pk].name.clone(),
+            value: key.to_string(),
         }
-        Ok(())
     }
 
     /// Inserts a row under the next free row id and returns that id.
@@ -108,22 +106,16 @@ impl Table {
     /// Inserts a row under a given id (log replay and image loading use this).
     pub fn insert_with_id(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
-        // One tree walk per map on the hot path (image loading, replay): insert, and undo on a
-        // clash, instead of a lookup followed by an insert.
+        // One walk per structure on the hot path (image loading, replay): insert, and undo on
+        // a clash, instead of a lookup followed by an insert.
         let pk = self.schema.primary_key();
         if let Some(pk) = pk
-            && let Some(owner) = self.pk_index.insert(values[pk].clone(), id)
+            && self.pk_index.insert(values[pk].clone(), id).is_err()
         {
-            self.pk_index.insert(values[pk].clone(), owner);
-            return Err(Error::DuplicateKey {
-                table: self.name.clone(),
-                column: self.schema.columns()[pk].name.clone(),
-                value: values[pk].to_string(),
-            });
+            return Err(self.duplicate_key(pk, &values[pk]));
         }
         let key = pk.map(|pk| values[pk].clone());
-        if let Some(previous) = self.rows.insert(id, Arc::from(values)) {
-            self.rows.insert(id, previous);
+        if self.rows.insert_new(id, Arc::from(values)).is_err() {
             if let Some(key) = key {
                 self.pk_index.remove(&key);
             }
@@ -139,24 +131,29 @@ impl Table {
     /// Replaces the row `id` with a new full image.
     pub fn update(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
-        let Some(old) = self.rows.get(&id).cloned() else {
+        let Some(old) = self.rows.get(id) else {
             return Err(Error::RowNotFound {
                 table: self.name.clone(),
                 row_id: id,
             });
         };
-        self.check_key_free(&values, Some(id))?;
-        if let Some(pk) = self.schema.primary_key() {
-            self.pk_index.remove(&old[pk]);
-            self.pk_index.insert(values[pk].clone(), id);
+        if let Some(pk) = self.schema.primary_key()
+            && old[pk] != values[pk]
+        {
+            let old_key = old[pk].clone();
+            if self.pk_index.insert(values[pk].clone(), id).is_err() {
+                return Err(self.duplicate_key(pk, &values[pk]));
+            }
+            self.pk_index.remove(&old_key);
         }
-        self.rows.insert(id, Arc::from(values));
+        // Present: looked up above, and nothing since removed it.
+        let _ = self.rows.replace(id, Arc::from(values));
         Ok(())
     }
 
     /// Removes the row `id` and returns it.
     pub fn delete(&mut self, id: RowId) -> Result<Row> {
-        let Some(old) = self.rows.remove(&id) else {
+        let Some(old) = self.rows.remove(id) else {
             return Err(Error::RowNotFound {
                 table: self.name.clone(),
                 row_id: id,

@@ -954,3 +954,66 @@ proptest! {
         }
     }
 }
+
+/// Rows `first..first + n` of the `id_name_columns` shape, each with its id as its key.
+fn numbered_rows(first: u64, n: u64) -> Vec<(RowId, Vec<Value>)> {
+    (first..first + n)
+        .map(|id| (id, vec![Value::Int(id as i64), Value::from("x")]))
+        .collect()
+}
+
+/// Reading decodes on the calling thread and builds the tables on another; whichever stage
+/// fails, the error is the first one in file order, as in a sequential read.
+#[test]
+fn the_first_error_in_file_order_wins_whichever_stage_finds_it() {
+    const N: u64 = 5_000; // several batches of the pipeline in flight
+    let mut dup = numbered_rows(N + 1, N);
+    dup[N as usize - 1].1[0] = Value::Int(7); // duplicates row 7's key, in the second block
+    let good_tail = rows_block(&numbered_rows(2 * N + 1, 10));
+    let mut flipped_tail = good_tail.clone();
+    flipped_tail[10] ^= 0xff;
+
+    // A duplicate key (found by the builder) before a corrupt block (found by the decoder).
+    let (bytes, offsets) = image(&[
+        table_begin("users", &id_name_columns(), 2 * N + 11, 2 * N + 10),
+        rows_block(&numbered_rows(1, N)),
+        rows_block(&dup),
+        flipped_tail.clone(),
+        table_end(),
+        end(1, 2 * N + 10),
+    ]);
+    let err = read(&bytes).expect_err("duplicate key");
+    assert!(
+        matches!(&err, Error::BadRow { location: Location::Offset(o), source } if *o > offsets[2] && *o < offsets[3] && matches!(**source, Error::DuplicateKey { .. })),
+        "{err}"
+    );
+
+    // The corrupt block first, the duplicate after it: the decoder's error.
+    let (bytes, offsets) = image(&[
+        table_begin("users", &id_name_columns(), 2 * N + 11, 2 * N + 10),
+        rows_block(&numbered_rows(1, N)),
+        flipped_tail,
+        rows_block(&dup),
+        table_end(),
+        end(1, 2 * N + 10),
+    ]);
+    let err = read(&bytes).expect_err("corrupt block");
+    assert!(
+        matches!(&err, Error::ChecksumMismatch { location: Location::Offset(o), .. } if *o == offsets[2]),
+        "{err}"
+    );
+
+    // Both fixed: every row arrives.
+    let (bytes, _) = image(&[
+        table_begin("users", &id_name_columns(), 2 * N + 11, 2 * N + 10),
+        rows_block(&numbered_rows(1, N)),
+        rows_block(&numbered_rows(N + 1, N)),
+        good_tail,
+        table_end(),
+        end(1, 2 * N + 10),
+    ]);
+    let (_, catalog) = read(&bytes).expect("valid image");
+    let table = catalog.table("users").expect("table");
+    assert_eq!(table.len() as u64, 2 * N + 10);
+    assert_eq!(table.lookup_primary_key(&Value::Int(7)), Some(7));
+}
