@@ -137,6 +137,17 @@ fn literals(r: &Row) -> [(&'static str, Literal); 4] {
     ]
 }
 
+/// A row as values in schema order (the strings copied: `rows` is borrowed, as the peers'
+/// encoders copy it into their own buffers).
+fn values(r: &Row) -> Vec<Value> {
+    vec![
+        Value::Int(r.id),
+        Value::String(r.name.clone()),
+        Value::String(r.email.clone()),
+        Value::Float(r.score),
+    ]
+}
+
 /// Moves a returned row into a [`Row`] (no copy: `select` already returned owned values,
 /// as the peers' decoders do).
 fn phantom_row(values: Vec<Value>) -> Result<Row> {
@@ -165,7 +176,8 @@ impl Store for Phantom {
     }
 
     fn insert_batch(&self, rows: &[Row]) -> Result<()> {
-        self.db.insert_many(DB, TABLE, rows.iter().map(literals))?;
+        // Positional typed values, as SQLite binds its prepared statement's parameters.
+        self.db.insert_values(DB, TABLE, rows.iter().map(values))?;
         Ok(())
     }
 

@@ -11,7 +11,8 @@ use phantom_recovery::{
 };
 use phantom_snapshot::{EveryOps, Never, SnapshotInfo, SnapshotPolicy, SnapshotStore};
 use phantom_storage::{
-    Column, CsvFormat, FileSystem, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX, validate_name,
+    Column, CsvFormat, FileSystem, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX, Value,
+    validate_name,
 };
 use phantom_wal::{LogEntry, LogStats, Lsn, SyncMode};
 
@@ -746,6 +747,39 @@ impl Database {
     ) -> Result<Vec<RowId>> {
         let rows: Vec<_> = rows.into_iter().map(assignments).collect();
         self.transaction(db, |tx| tx.insert_many(table, rows))
+    }
+
+    /// Inserts rows given as values in schema order, as one atomic commit; returns their ids.
+    ///
+    /// The bulk-load path: no column names to look up and no text to parse. Each value must
+    /// fit its column as in [`Database::insert`] (an int fits a float column; NULL only where
+    /// the column allows it), and each row must have one value per column.
+    ///
+    /// ```
+    /// # use phantom_core::{Column, ColumnType, Database, Value};
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path())?;
+    /// db.ensure_database("app")?;
+    /// db.create_table("app", "t", vec![
+    ///     Column::new("id", ColumnType::Int).primary_key(),
+    ///     Column::new("score", ColumnType::Float),
+    /// ])?;
+    /// let ids = db.insert_values("app", "t", [
+    ///     vec![Value::Int(1), Value::Int(7)],       // 7 fits the float column as 7.0
+    ///     vec![Value::Int(2), Value::Float(0.5)],
+    /// ])?;
+    /// assert_eq!(ids, vec![1, 2]);
+    /// assert!(db.insert_values("app", "t", [vec![Value::Int(3)]]).is_err()); // too few values
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_values(
+        &self,
+        db: &str,
+        table: &str,
+        rows: impl IntoIterator<Item = Vec<Value>>,
+    ) -> Result<Vec<RowId>> {
+        let rows: Vec<Vec<Value>> = rows.into_iter().collect();
+        self.transaction(db, |tx| tx.insert_values(table, rows))
     }
 
     /// Rows matching `filter`, every column, in row-id order.

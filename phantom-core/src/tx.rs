@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use phantom_storage::{Catalog, Column, Mutation, Row, RowId, Schema, Table, Value};
 
 use crate::error::{Error, Result};
-use crate::filter::{BoundFilter, Filter, Literal};
+use crate::filter::{BoundFilter, Filter, Literal, coerce};
 
 /// Column/value pairs of a row to insert or of an update's `SET` list.
 ///
@@ -177,6 +177,34 @@ impl Transaction {
         self.insert_rows(table, rows.into_iter().map(assignments).collect())
     }
 
+    /// Inserts rows of values in schema order, all or none; returns their ids. See
+    /// [`Database::insert_values`](crate::Database::insert_values).
+    pub fn insert_values(&mut self, table: &str, rows: Vec<Vec<Value>>) -> Result<Vec<RowId>> {
+        let t = self.catalog.table(table)?;
+        let first = t.next_row_id();
+        let columns = t.schema().columns();
+        let mut images = Vec::with_capacity(rows.len());
+        for (i, values) in rows.into_iter().enumerate() {
+            // A row of the wrong length is refused by the table's own check when applied.
+            let values = if values.len() == columns.len() {
+                values
+                    .into_iter()
+                    .zip(columns)
+                    .map(|(v, column)| coerce(table, column, v))
+                    .collect::<Result<Vec<Value>>>()?
+            } else {
+                values
+            };
+            images.push((first + i as RowId, Row::from(values)));
+        }
+        let ids = images.iter().map(|(id, _)| *id).collect();
+        self.apply(Mutation::Insert {
+            table: table.to_owned(),
+            rows: images,
+        })?;
+        Ok(ids)
+    }
+
     fn insert_rows(&mut self, table: &str, rows: Vec<Assignments>) -> Result<Vec<RowId>> {
         let t = self.catalog.table(table)?;
         let first = t.next_row_id();
@@ -187,7 +215,7 @@ impl Transaction {
                 let (pos, column) = column(t, &name)?;
                 values[pos] = lit.bind(table, column)?;
             }
-            images.push((first + i as RowId, values));
+            images.push((first + i as RowId, Row::from(values)));
         }
         let ids = images.iter().map(|(id, _)| *id).collect();
         self.apply(Mutation::Insert {
@@ -239,7 +267,7 @@ impl Transaction {
             for (pos, v) in &bound {
                 values[*pos] = v.clone();
             }
-            rows.push((*id, values));
+            rows.push((*id, Row::from(values)));
         }
         let n = rows.len();
         self.apply(Mutation::Update {

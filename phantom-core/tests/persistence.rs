@@ -472,3 +472,39 @@ fn listing_databases_reads_no_database_so_one_corrupt_log_does_not_hide_the_othe
     assert!(err.to_string().contains("broken.log"), "{err}");
     assert!(db.select_all("fine", "t").unwrap().is_empty());
 }
+
+#[test]
+fn positional_bulk_inserts_are_atomic_typed_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        table(&db, "d");
+        let ids = db
+            .insert_values(
+                "d",
+                "t",
+                (1..=100).map(|i| vec![Value::Int(i), Value::String(format!("v{i}"))]),
+            )
+            .unwrap();
+        assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+        // One bad row refuses the whole batch: a duplicate key, a wrong type, a short row.
+        for bad in [
+            vec![Value::Int(5), Value::from("dup")],
+            vec![Value::from("x"), Value::from("wrong type")],
+            vec![Value::Int(500)],
+        ] {
+            let batch = vec![vec![Value::Int(200), Value::from("ok")], bad];
+            assert!(db.insert_values("d", "t", batch).is_err());
+        }
+        assert_eq!(db.select_all("d", "t").unwrap().len(), 100);
+    }
+    let db = Database::open(dir.path()).unwrap();
+    let rows = db.select_all("d", "t").unwrap();
+    assert_eq!(rows.len(), 100);
+    assert_eq!(rows.get(99, "v"), Some(&Value::from("v100")));
+    assert!(
+        db.select("d", "t", &Filter::eq("id", 200))
+            .unwrap()
+            .is_empty()
+    );
+}

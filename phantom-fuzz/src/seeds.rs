@@ -256,7 +256,12 @@ fn wal_entries() -> Vec<LogEntry> {
             ],
         ),
     );
-    let row = |i: u64| (i, vec![Value::Int(i as i64), format!("row {i}").into()]);
+    let row = |i: u64| {
+        (
+            i,
+            vec![Value::Int(i as i64), format!("row {i}").into()].into(),
+        )
+    };
     vec![
         LogEntry::CreateDatabase,
         LogEntry::Batch(vec![Mutation::CreateTable {
@@ -274,7 +279,7 @@ fn wal_entries() -> Vec<LogEntry> {
         LogEntry::Batch(vec![
             Mutation::Update {
                 table: "t".into(),
-                rows: vec![(2, vec![Value::Int(2), Value::Null])],
+                rows: vec![(2, vec![Value::Int(2), Value::Null].into())],
             },
             Mutation::Delete {
                 table: "t".into(),

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::name::validate_name;
 use crate::schema::Schema;
-use crate::table::{RowId, Table};
-use crate::value::Value;
+use crate::table::{Row, RowId, Table};
 
 /// One physical change to a catalog.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,15 +33,17 @@ pub enum Mutation {
     Insert {
         /// Table name.
         table: String,
-        /// Row id and full row image, per row.
-        rows: Vec<(RowId, Vec<Value>)>,
+        /// Row id and full row image, per row. The images are shared ([`Row`]): applying the
+        /// mutation puts the same allocation into the table that the log record is encoded
+        /// from (on the wire a row is a plain sequence of values, as a `Vec` would be).
+        rows: Vec<(RowId, Row)>,
     },
     /// Replace rows with new full images.
     Update {
         /// Table name.
         table: String,
-        /// Row id and new full row image, per row.
-        rows: Vec<(RowId, Vec<Value>)>,
+        /// Row id and new full row image, per row (shared, as for `Insert`).
+        rows: Vec<(RowId, Row)>,
     },
     /// Delete rows by id.
     Delete {
@@ -158,16 +159,16 @@ impl Catalog {
             Mutation::DropTable { table } => self.drop_table(table).map(drop),
             Mutation::Insert { table, rows } => {
                 let mut t = self.table(table)?.clone();
-                for (id, values) in rows {
-                    t.insert_with_id(*id, values.clone())?;
+                for (id, row) in rows {
+                    t.insert_row(*id, Row::clone(row))?;
                 }
                 self.tables.insert(table.clone(), t);
                 Ok(())
             }
             Mutation::Update { table, rows } => {
                 let mut t = self.table(table)?.clone();
-                for (id, values) in rows {
-                    t.update(*id, values.clone())?;
+                for (id, row) in rows {
+                    t.update_row(*id, Row::clone(row))?;
                 }
                 self.tables.insert(table.clone(), t);
                 Ok(())
@@ -194,15 +195,15 @@ impl Catalog {
             Mutation::DropTable { table } => self.drop_table(&table).map(drop),
             Mutation::Insert { table, rows } => {
                 let t = self.table_mut(&table)?;
-                for (id, values) in rows {
-                    t.insert_with_id(id, values)?;
+                for (id, row) in rows {
+                    t.insert_row(id, row)?;
                 }
                 Ok(())
             }
             Mutation::Update { table, rows } => {
                 let t = self.table_mut(&table)?;
-                for (id, values) in rows {
-                    t.update(id, values)?;
+                for (id, row) in rows {
+                    t.update_row(id, row)?;
                 }
                 Ok(())
             }
@@ -233,6 +234,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
     use crate::{Column, ColumnType};
 
     fn schema() -> Schema {
@@ -249,11 +251,11 @@ mod tests {
             },
             Mutation::Insert {
                 table: "t".into(),
-                rows: vec![(1, vec![Value::Int(1)])],
+                rows: vec![(1, vec![Value::Int(1)].into())],
             },
             Mutation::Insert {
                 table: "t".into(),
-                rows: vec![(2, vec![Value::Int(1)])],
+                rows: vec![(2, vec![Value::Int(1)].into())],
             },
         ];
         assert!(matches!(
@@ -272,11 +274,14 @@ mod tests {
             },
             Mutation::Insert {
                 table: "t".into(),
-                rows: vec![(1, vec![Value::Int(1)]), (2, vec![Value::Int(2)])],
+                rows: vec![
+                    (1, vec![Value::Int(1)].into()),
+                    (2, vec![Value::Int(2)].into()),
+                ],
             },
             Mutation::Update {
                 table: "t".into(),
-                rows: vec![(2, vec![Value::Int(5)])],
+                rows: vec![(2, vec![Value::Int(5)].into())],
             },
             Mutation::Delete {
                 table: "t".into(),

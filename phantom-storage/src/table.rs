@@ -105,6 +105,11 @@ impl Table {
 
     /// Inserts a row under a given id (log replay and image loading use this).
     pub fn insert_with_id(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
+        self.insert_row(id, Row::from(values))
+    }
+
+    /// Inserts a shared row image under a given id (a mutation's rows go in without a copy).
+    pub fn insert_row(&mut self, id: RowId, values: Row) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
         // One walk per structure on the hot path (image loading, replay): insert, and undo on
         // a clash, instead of a lookup followed by an insert.
@@ -115,7 +120,7 @@ impl Table {
             return Err(self.duplicate_key(pk, &values[pk]));
         }
         let key = pk.map(|pk| values[pk].clone());
-        if self.rows.insert_new(id, Arc::from(values)).is_err() {
+        if self.rows.insert_new(id, values).is_err() {
             if let Some(key) = key {
                 self.pk_index.remove(&key);
             }
@@ -130,6 +135,11 @@ impl Table {
 
     /// Replaces the row `id` with a new full image.
     pub fn update(&mut self, id: RowId, values: Vec<Value>) -> Result<()> {
+        self.update_row(id, Row::from(values))
+    }
+
+    /// Replaces the row `id` with a new shared full image.
+    pub fn update_row(&mut self, id: RowId, values: Row) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
         let Some(old) = self.rows.get(id) else {
             return Err(Error::RowNotFound {
@@ -147,7 +157,7 @@ impl Table {
             self.pk_index.remove(&old_key);
         }
         // Present: looked up above, and nothing since removed it.
-        let _ = self.rows.replace(id, Arc::from(values));
+        let _ = self.rows.replace(id, values);
         Ok(())
     }
 

@@ -22,7 +22,8 @@ fn row_batch(rows: u64) -> LogEntry {
                         Value::Int(i as i64),
                         Value::String(format!("user {i}")),
                         Value::Float(i as f64 * 0.5),
-                    ],
+                    ]
+                    .into(),
                 )
             })
             .collect(),

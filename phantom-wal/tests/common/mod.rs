@@ -16,7 +16,10 @@ use phantom_wal::{LogEntry, OpenReport, Wal, WalOptions};
 pub fn insert(i: u64) -> LogEntry {
     LogEntry::Batch(vec![Mutation::Insert {
         table: "t".into(),
-        rows: vec![(i, vec![Value::Int(i as i64), format!("row {i}").into()])],
+        rows: vec![(
+            i,
+            vec![Value::Int(i as i64), format!("row {i}").into()].into(),
+        )],
     }])
 }
 
