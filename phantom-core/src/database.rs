@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use phantom_recovery::{
-    RecoveryMode, RecoveryReport, Restored, Target, VerifyReport, load_newest_image, replay,
+    RecoveryMode, RecoveryReport, Restored, Target, VerifyReport, load_newest_image,
+    replay_pipelined,
 };
 use phantom_snapshot::{EveryOps, Never, SnapshotInfo, SnapshotPolicy, SnapshotStore};
 use phantom_storage::{
@@ -509,7 +510,9 @@ impl Database {
             }
         });
         let log_file = dir.join(phantom_wal::segment_file_name(name, 1));
-        let stats = replay(&mut catalog, image.lsn, records).map_err(|e| e.with_log(&log_file))?;
+        // Reading and decoding the log overlap with applying it (a second thread).
+        let stats = replay_pipelined(&mut catalog, image.lsn, records)
+            .map_err(|e| e.with_log(&log_file))?;
         // The log may claim more than replay reached: a segment that starts after the recovery
         // point with nothing before it (records in between are missing). Appending would then
         // acknowledge commits that no later open can reach: refuse now. (Found by fuzzing.)

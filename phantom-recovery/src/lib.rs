@@ -34,7 +34,7 @@ mod verify;
 pub use image::{load_newest_image, read_image, read_image_meta};
 pub use modes::{Prepared, RecoveryMode, Salvaged, prepare_wal};
 pub use pitr::{Restored, Target, restore};
-pub use replay::replay;
+pub use replay::{replay, replay_pipelined};
 pub use verify::{Problem, VerifyReport, verify};
 
 /// Errors of recovery.

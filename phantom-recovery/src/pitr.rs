@@ -11,7 +11,7 @@ use phantom_storage::{Catalog, FileSystem, ImageMeta, StorageFormat};
 use phantom_wal::{Lsn, WalReader};
 
 use crate::image::load_image;
-use crate::replay::replay;
+use crate::replay::replay_pipelined;
 use crate::{Error, Rejected, Result};
 
 /// What to recover to.
@@ -81,7 +81,7 @@ pub fn restore(
         (Ok(r), Target::Time(t)) => r.timestamp <= t,
         (Ok(_), Target::End) | (Err(_), _) => true,
     });
-    let stats = replay(&mut catalog, image.lsn, records)
+    let stats = replay_pipelined(&mut catalog, image.lsn, records)
         .map_err(|e| e.with_log(dir.join(phantom_wal::segment_file_name(db, 1))))?;
     if let Target::Lsn(lsn) = target
         && stats.last_lsn < lsn
