@@ -55,7 +55,13 @@ fn flip(path: &Path, offset: usize) {
 /// Where the records of log segment `path` end: it is preallocated, zeros follow them.
 fn records_end(path: &Path) -> usize {
     let bytes = std::fs::read(path).unwrap();
-    bytes.iter().rposition(|&b| b != 0).unwrap() + 1
+    // Block by block from the end (a byte-by-byte scan of 64 MiB is slow in a debug build).
+    let block = bytes
+        .chunks(4096)
+        .rposition(|c| c != &[0u8; 4096][..c.len()])
+        .unwrap();
+    let base = block * 4096;
+    base + bytes[base..].iter().rposition(|&b| b != 0).unwrap() + 1
 }
 
 fn snapshot_of(data: &Path) -> PathBuf {

@@ -526,24 +526,14 @@ impl SegmentBytes {
     pub(crate) fn fill_to(&mut self, end: usize) -> Result<(), Error> {
         use std::io::Read;
         while !self.eof && self.bytes.len() < end {
-            let start = self.bytes.len();
-            let chunk = (end - start).clamp(READ_CHUNK, MAX_READ_CHUNK);
-            self.bytes.resize(start + chunk, 0);
-            let read = loop {
-                match self
-                    .file
-                    .read(self.bytes.get_mut(start..).unwrap_or_default())
-                {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.bytes.truncate(start);
-                        return Err(Error::io(&self.path, e));
-                    }
-                }
-            };
-            self.bytes.truncate(start + read);
-            if read == 0 {
+            let chunk = (end - self.bytes.len()).clamp(READ_CHUNK, MAX_READ_CHUNK);
+            self.bytes.reserve_exact(chunk);
+            // `read_to_end` reads into the spare capacity without zeroing it first.
+            let read = (&mut self.file)
+                .take(chunk as u64)
+                .read_to_end(&mut self.bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            if read < chunk {
                 self.eof = true;
             }
         }
