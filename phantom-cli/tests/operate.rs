@@ -46,10 +46,18 @@ fn seed(data: &Path) {
     }
 }
 
+/// Flips a bit of the byte at `offset`, in place.
 fn flip(path: &Path, offset: usize) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset] ^= 0x20;
-    std::fs::write(path, bytes).unwrap();
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, offset as u64).unwrap();
+    byte[0] ^= 0x20;
+    f.write_all_at(&byte, offset as u64).unwrap();
 }
 
 /// Where the records of log segment `path` end: it is preallocated, zeros follow them.
