@@ -468,8 +468,10 @@ pub(crate) fn list_segments(
 }
 
 /// How far past a zero record header a preallocated segment is checked for non-zero bytes
-/// before the rest is taken for free space without being read (`docs/formats/wal.md`).
-pub const ZERO_CHECK_WINDOW: usize = 1 << 20;
+/// before the rest is taken for free space without being read (`docs/formats/wal.md`). The
+/// writer never has more than this many bytes of a preallocated segment written but not yet
+/// synced, so a crash can leave non-zero bytes after the end of valid data only within it.
+pub const ZERO_CHECK_WINDOW: usize = 4 << 20;
 
 /// Smallest read a [`SegmentBytes`] makes.
 const READ_CHUNK: usize = 64 << 10;
@@ -512,14 +514,9 @@ impl SegmentBytes {
         })
     }
 
-    /// The bytes loaded so far (a prefix of the file; all of it once [`Self::at_eof`]).
+    /// The bytes loaded so far (a prefix of the file; all of it after [`Self::fill_all`]).
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
-    }
-
-    /// Whether the whole file is loaded.
-    pub(crate) fn at_eof(&self) -> bool {
-        self.eof
     }
 
     /// Loads the file up to byte `end` (all of it, if it is shorter).

@@ -222,5 +222,96 @@ impl FileSystem for CountingFs {
     }
 }
 
+/// The real file system, recording the most bytes any file had written but not synced.
+#[derive(Debug, Clone, Default)]
+pub struct SyncTrackingFs {
+    pub max_unsynced: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct TrackedFile {
+    inner: Box<dyn FileWrite>,
+    unsynced: u64,
+    max_unsynced: Arc<AtomicU64>,
+}
+
+impl Write for TrackedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.unsynced += n as u64;
+        self.max_unsynced.fetch_max(self.unsynced, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileWrite for TrackedFile {
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.inner.sync_data()?;
+        self.unsynced = 0;
+        Ok(())
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.inner.sync_all()?;
+        self.unsynced = 0;
+        Ok(())
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn seek_to(&mut self, pos: u64) -> io::Result<()> {
+        self.inner.seek_to(pos)
+    }
+}
+
+impl SyncTrackingFs {
+    pub fn max_unsynced(&self) -> u64 {
+        self.max_unsynced.load(Ordering::SeqCst)
+    }
+
+    fn track(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
+        Box::new(TrackedFile {
+            inner,
+            unsynced: 0,
+            max_unsynced: Arc::clone(&self.max_unsynced),
+        })
+    }
+}
+
+impl FileSystem for SyncTrackingFs {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileRead>> {
+        StdFs.open_read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.create(path)?))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.open_append(path)?))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.open_write(path)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        StdFs.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFs.list_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
+        StdFs.file_len(path)
+    }
+}
+
 // Keep the imports used by every test crate that includes this module.
 const _: fn(&mut dyn Read, &mut dyn Seek) = |_, _| {};
