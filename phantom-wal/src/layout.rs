@@ -524,7 +524,7 @@ impl SegmentBytes {
         use std::io::Read;
         while !self.eof && self.bytes.len() < end {
             let chunk = (end - self.bytes.len()).clamp(READ_CHUNK, MAX_READ_CHUNK);
-            self.bytes.reserve_exact(chunk);
+            self.bytes.reserve(chunk);
             // `read_to_end` reads into the spare capacity without zeroing it first.
             let read = (&mut self.file)
                 .take(chunk as u64)
