@@ -93,11 +93,11 @@ pub(crate) struct Phantom {
 impl Phantom {
     /// Opens the data directory `dir` (recovering what is there) and ensures the table.
     pub(crate) fn open(dir: &Path) -> Result<Phantom> {
-        Phantom::open_with(dir, false)
+        Phantom::open_with(dir, WalOptions::default().preallocate)
     }
 
     /// Like [`Phantom::open`]; `preallocate` extends each WAL segment up front
-    /// (`WalOptions::preallocate`, off by default).
+    /// (`WalOptions::preallocate`, on by default).
     pub(crate) fn open_with(dir: &Path, preallocate: bool) -> Result<Phantom> {
         let log = WalFactory {
             options: WalOptions {

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use phantom_core::{Database, Filter, Rows, Schema};
+use phantom_core::{Database, Filter, Rows, Schema, WalFactory};
 use phantom_storage::{
     BinaryFormat, Column, ColumnType, CsvFormat, FileSystem, StorageFormat, Value,
 };
@@ -107,6 +107,10 @@ fn image_roundtrip(format: &dyn StorageFormat, data: &[u8]) {
     );
 }
 
+/// Segment size of the logs the targets open: preallocated like the default, but small, since
+/// [`MemFs`] holds every byte of a preallocated segment in memory.
+const SMALL_SEGMENT: u64 = 64 << 10;
+
 /// Reads `data` as the only segment `d.log` of a log in an in-memory directory, first with
 /// [`WalReader`] (which must modify nothing), then with [`Wal::open`].
 ///
@@ -137,7 +141,11 @@ pub fn wal_segment(data: &[u8]) {
         "WalReader modified the segment"
     );
 
-    let Ok((wal, report)) = Wal::open(Arc::clone(&shared), dir, "d", WalOptions::default()) else {
+    let options = WalOptions {
+        segment_size: SMALL_SEGMENT,
+        ..WalOptions::default()
+    };
+    let Ok((wal, report)) = Wal::open(Arc::clone(&shared), dir, "d", options.clone()) else {
         return;
     };
     let before = all_records(&wal);
@@ -171,7 +179,7 @@ pub fn wal_segment(data: &[u8]) {
     wal.close()
         .unwrap_or_else(|e| panic!("close of a log that opened: {e}"));
 
-    let (wal, again) = Wal::open(shared, dir, "d", WalOptions::default())
+    let (wal, again) = Wal::open(shared, dir, "d", options)
         .unwrap_or_else(|e| panic!("a log that opened and took one record does not reopen: {e}"));
     assert_eq!(
         again.records,
@@ -329,9 +337,14 @@ type Contents = BTreeMap<String, (Schema, Rows)>;
 /// Opens `d`, reads it whole and commits the probe table; `None` when the directory cannot
 /// even be opened.
 fn open_and_read(fs: &MemFs, dir: &Path) -> Option<Result<Contents, phantom_core::Error>> {
+    // Preallocated segments like the default, but small: the in-memory file system holds
+    // every byte of them.
+    let mut log = WalFactory::default();
+    log.options.segment_size = SMALL_SEGMENT;
     let db = Database::builder()
         .file_system(Arc::new(fs.clone()))
         .data_dir(dir)
+        .log_factory(Arc::new(log))
         .snapshots_enabled(false)
         .open()
         .ok()?;

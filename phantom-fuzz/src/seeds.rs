@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use phantom_core::{Database, Literal};
+use phantom_core::{Database, Literal, WalFactory};
 use phantom_storage::{
     BinaryFormat, Catalog, Column, ColumnType, CsvFormat, FileSystem, ImageKind, ImageMeta,
     Mutation, Schema, StorageFormat, Value,
@@ -308,11 +308,15 @@ fn write_log(entries: &[LogEntry], options: WalOptions) -> Vec<Vec<u8>> {
 fn wal_seeds() -> Vec<Seed> {
     let t = "wal_segment";
     let entries = wal_entries();
-    let mut segments = write_log(&entries, WalOptions::default());
+    // Segments that grow with their records (not preallocated), so the seeds stay small; the
+    // preallocated layout has a seed of its own below.
+    let growing = WalOptions {
+        preallocate: false,
+        ..WalOptions::default()
+    };
+    let mut segments = write_log(&entries, growing.clone());
     let log = segments.pop().unwrap_or_default();
-    let header_only = write_log(&[], WalOptions::default())
-        .pop()
-        .unwrap_or_default();
+    let header_only = write_log(&[], growing.clone()).pop().unwrap_or_default();
     let preallocated = write_log(
         &entries[..2],
         WalOptions {
@@ -327,7 +331,7 @@ fn wal_seeds() -> Vec<Seed> {
         &entries[2..],
         WalOptions {
             first_lsn: 1000,
-            ..WalOptions::default()
+            ..growing
         },
     )
     .pop()
@@ -378,6 +382,13 @@ fn filter_seeds() -> Vec<Seed> {
         .collect()
 }
 
+/// The engine's log with segments that grow with their records, so seeds stay small.
+fn growing_log() -> WalFactory {
+    let mut log = WalFactory::default();
+    log.options.preallocate = false;
+    log
+}
+
 /// Files of database `d` made by the real engine on a [`MemFs`]: a main file, a snapshot,
 /// and the log after them; `(file name, bytes)`.
 fn database_files() -> Vec<(String, Vec<u8>)> {
@@ -390,6 +401,7 @@ fn database_files() -> Vec<(String, Vec<u8>)> {
             Database::builder()
                 .file_system(shared)
                 .data_dir(tmp.path())
+                .log_factory(Arc::new(growing_log()))
                 .snapshots_enabled(false)
                 .open(),
         );

@@ -15,10 +15,13 @@ fn open(
     format: Arc<dyn StorageFormat>,
 ) -> phantom_core::Result<Database> {
     let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    // Preallocated like the default, but small: the in-memory file system holds every byte.
+    let mut log = WalFactory::new(SyncMode::Always);
+    log.options.segment_size = 64 << 10;
     Database::builder()
         .data_dir(dir)
         .file_system(fs)
-        .log_factory(Arc::new(WalFactory::new(SyncMode::Always)))
+        .log_factory(Arc::new(log))
         .snapshot_format(format)
         .snapshots_enabled(false)
         .open()

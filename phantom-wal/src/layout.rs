@@ -300,7 +300,18 @@ pub(crate) fn valid_record_after(
 ) -> Option<usize> {
     let salt_bytes = salt.to_le_bytes();
     let mut at = offset + 1;
+    // Bytes before `dense_until` are checked one by one; past it, a block of zeros (a
+    // preallocated segment's free space) is skipped whole: no record starts with a zero byte.
+    let mut dense_until = 0;
     while at + RECORD_HEADER_LEN <= bytes.len() {
+        if at >= dense_until {
+            let block_end = (at + ZERO_BLOCK).min(bytes.len());
+            if all_zero(bytes.get(at..block_end).unwrap_or_default()) {
+                at = block_end;
+                continue;
+            }
+            dense_until = block_end;
+        }
         if bytes.get(at..at + 4) == Some(&salt_bytes[..])
             && let Probe::Record(r) = probe(file, bytes, salt, at)
             && r.lsn > after_lsn
@@ -323,17 +334,38 @@ pub(crate) enum Tail {
 
 /// Decides what the bytes from `offset` (where [`probe`] returned `stopped`) are. `last` says
 /// whether this is the last segment; `last_lsn` is the LSN of the last valid record.
+///
+/// Zeros in a preallocated segment are free space when the [`ZERO_CHECK_WINDOW`] bytes from
+/// `offset` (or all of them, if fewer remain) are zero: the rest of the file is not read.
+/// Everything else loads the whole segment first, so the classification is the same as if it
+/// had been read whole.
 pub(crate) fn classify_tail(
-    file: &Path,
-    bytes: &[u8],
+    seg: &mut SegmentBytes,
     header: &SegmentHeader,
     offset: usize,
     stopped: Probe,
     last: bool,
     last_lsn: Lsn,
 ) -> Result<Tail, Error> {
+    if matches!(stopped, Probe::Eof) {
+        return Ok(Tail::Clean);
+    }
+    if matches!(stopped, Probe::Zeros) && header.preallocated() {
+        let window_end = offset.saturating_add(ZERO_CHECK_WINDOW);
+        seg.fill_to(window_end)?;
+        let bytes = seg.bytes();
+        let window = bytes
+            .get(offset..window_end.min(bytes.len()))
+            .unwrap_or_default();
+        if all_zero(window) {
+            return Ok(Tail::Clean);
+        }
+    }
+    seg.fill_all()?;
+    let file = seg.path.as_path();
+    let bytes = seg.bytes();
     let rest = bytes.get(offset..).unwrap_or_default();
-    let all_zero = rest.iter().all(|&b| b == 0);
+    let all_zero = all_zero(rest);
     let bad = match stopped {
         Probe::Eof => return Ok(Tail::Clean),
         Probe::Zeros if all_zero && header.preallocated() => return Ok(Tail::Clean),
@@ -435,14 +467,147 @@ pub(crate) fn list_segments(
     Ok(segs)
 }
 
-/// Reads a whole file through the seam.
-pub(crate) fn read_file(
-    fs: &dyn phantom_storage::FileSystem,
-    path: &Path,
-) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let mut f = fs.open_read(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    Ok(bytes)
+/// How far past a zero record header a preallocated segment is checked for non-zero bytes
+/// before the rest is taken for free space without being read (`docs/formats/wal.md`). The
+/// writer never has more than this many bytes of a preallocated segment written but not yet
+/// synced, so a crash can leave non-zero bytes after the end of valid data only within it.
+pub const ZERO_CHECK_WINDOW: usize = 4 << 20;
+
+/// Smallest read a [`SegmentBytes`] makes.
+const READ_CHUNK: usize = 64 << 10;
+/// Largest read a [`SegmentBytes`] makes at once.
+const MAX_READ_CHUNK: usize = 4 << 20;
+
+/// A segment read through the seam only as far as the scan needs it: a prefix of the file,
+/// grown on demand. A preallocated segment's free space is never read past
+/// [`ZERO_CHECK_WINDOW`] unless something non-zero is found there.
+pub(crate) struct SegmentBytes {
+    path: PathBuf,
+    file: Box<dyn phantom_storage::FileRead>,
+    /// Bytes `0..bytes.len()` of the file.
+    bytes: Vec<u8>,
+    eof: bool,
+}
+
+impl std::fmt::Debug for SegmentBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentBytes")
+            .field("path", &self.path)
+            .field("loaded", &self.bytes.len())
+            .field("eof", &self.eof)
+            .finish()
+    }
+}
+
+impl SegmentBytes {
+    /// Opens `path` for reading; nothing is read yet.
+    pub(crate) fn open(
+        fs: &dyn phantom_storage::FileSystem,
+        path: &Path,
+    ) -> Result<SegmentBytes, Error> {
+        let file = fs.open_read(path).map_err(|e| Error::io(path, e))?;
+        Ok(SegmentBytes {
+            path: path.to_path_buf(),
+            file,
+            bytes: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// The bytes loaded so far (a prefix of the file; all of it after [`Self::fill_all`]).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Loads the file up to byte `end` (all of it, if it is shorter).
+    pub(crate) fn fill_to(&mut self, end: usize) -> Result<(), Error> {
+        use std::io::Read;
+        while !self.eof && self.bytes.len() < end {
+            let chunk = (end - self.bytes.len()).clamp(READ_CHUNK, MAX_READ_CHUNK);
+            self.bytes.reserve(chunk);
+            // `read_to_end` reads into the spare capacity without zeroing it first.
+            let read = (&mut self.file)
+                .take(chunk as u64)
+                .read_to_end(&mut self.bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            if read < chunk {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the whole file.
+    pub(crate) fn fill_all(&mut self) -> Result<(), Error> {
+        self.fill_to(usize::MAX)
+    }
+
+    /// Decodes the segment header (loading it first).
+    pub(crate) fn header(&mut self) -> Result<SegmentHeader, Error> {
+        self.fill_to(SEGMENT_HEADER_LEN)?;
+        SegmentHeader::decode(&self.path, &self.bytes)
+    }
+
+    /// [`probe`] at `offset`, loading the record first. The payload is loaded only when the
+    /// header's salt matches and its length is within the cap, so a garbage length never makes
+    /// the scan read (or allocate) more than the file holds.
+    pub(crate) fn probe(&mut self, salt: u32, offset: usize) -> Result<Probe, Error> {
+        self.fill_to(offset.saturating_add(RECORD_HEADER_LEN))?;
+        if let Some(h) = self.bytes.get(offset..offset + RECORD_HEADER_LEN)
+            && u32_at(h, REC_SALT) == salt
+        {
+            let len = u64::from(u32_at(h, REC_LEN));
+            if len <= MAX_PAYLOAD_LEN {
+                self.fill_to(offset + RECORD_HEADER_LEN + len as usize)?;
+            }
+        }
+        Ok(probe(&self.path, &self.bytes, salt, offset))
+    }
+}
+
+/// Block size of the zero tests below.
+const ZERO_BLOCK: usize = 4096;
+static ZEROS: [u8; ZERO_BLOCK] = [0; ZERO_BLOCK];
+
+/// Whether every byte of `bytes` is zero (compared a block at a time, so it runs at memory
+/// speed even in unoptimised builds).
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(ZERO_BLOCK)
+        .all(|c| c == ZEROS.get(..c.len()).unwrap_or_default())
+}
+
+/// The length of `bytes` without its trailing zeros.
+pub(crate) fn len_without_trailing_zeros(bytes: &[u8]) -> usize {
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(ZERO_BLOCK);
+        let block = bytes.get(start..end).unwrap_or_default();
+        if all_zero(block) {
+            end = start;
+        } else {
+            return start + block.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_zeros_are_measured_across_blocks() {
+        assert_eq!(len_without_trailing_zeros(&[]), 0);
+        assert_eq!(len_without_trailing_zeros(&[0; 10_000]), 0);
+        let mut b = vec![0u8; 3 * ZERO_BLOCK + 17];
+        b[5] = 1;
+        assert_eq!(len_without_trailing_zeros(&b), 6);
+        b[ZERO_BLOCK * 2 + 3] = 9;
+        assert_eq!(len_without_trailing_zeros(&b), ZERO_BLOCK * 2 + 4);
+        let last = b.len() - 1;
+        b[last] = 2;
+        assert_eq!(len_without_trailing_zeros(&b), b.len());
+        assert!(all_zero(&[0; 9000]) && !all_zero(&b));
+    }
 }

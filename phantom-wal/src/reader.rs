@@ -11,7 +11,7 @@ use phantom_storage::FileSystem;
 use crate::entry::{LogEntry, Lsn, Record};
 use crate::error::{Error, Result};
 use crate::layout::{
-    Probe, SEGMENT_HEADER_LEN, SegmentHeader, Tail, classify_tail, list_segments, probe, read_file,
+    Probe, SEGMENT_HEADER_LEN, SegmentBytes, SegmentHeader, Tail, classify_tail, list_segments,
 };
 
 /// A torn tail: the bytes after the last valid record of the last segment, which a crash left
@@ -41,7 +41,8 @@ pub struct ReadStatus {
 
 struct Loaded {
     path: PathBuf,
-    bytes: Vec<u8>,
+    /// Read on demand: only as far as the records go (and a window of free space).
+    bytes: SegmentBytes,
     header: SegmentHeader,
     pos: usize,
     last: bool,
@@ -141,8 +142,8 @@ impl WalReader {
         };
         let last = self.next_segment + 1 == self.segments.len();
         self.next_segment += 1;
-        let bytes = read_file(self.fs.as_ref(), &path)?;
-        let header = SegmentHeader::decode(&path, &bytes)?;
+        let mut bytes = SegmentBytes::open(self.fs.as_ref(), &path)?;
+        let header = bytes.header()?;
         if header.number != number {
             return Err(Error::Corrupt {
                 file: path,
@@ -187,7 +188,7 @@ impl WalReader {
                 return Ok(None);
             };
             let expected = self.expected.unwrap_or(seg.header.first_lsn);
-            match probe(&seg.path, &seg.bytes, seg.header.salt, seg.pos) {
+            match seg.bytes.probe(seg.header.salt, seg.pos)? {
                 Probe::Record(r) => {
                     if r.lsn != expected {
                         return Err(Error::LsnGap {
@@ -202,7 +203,11 @@ impl WalReader {
                     if r.lsn < self.from {
                         continue;
                     }
-                    let payload = seg.bytes.get(r.payload_start..r.end).unwrap_or_default();
+                    let payload = seg
+                        .bytes
+                        .bytes()
+                        .get(r.payload_start..r.end)
+                        .unwrap_or_default();
                     let entry =
                         LogEntry::decode(r.kind, payload).map_err(|source| Error::Decode {
                             file: seg.path.clone(),
@@ -225,8 +230,7 @@ impl WalReader {
                 }
                 stopped => {
                     let tail = classify_tail(
-                        &seg.path,
-                        &seg.bytes,
+                        &mut seg.bytes,
                         &seg.header,
                         seg.pos,
                         stopped,
@@ -237,7 +241,7 @@ impl WalReader {
                         self.status.torn_tail = Some(TornTail {
                             file: seg.path.clone(),
                             offset: offset as u64,
-                            bytes_cut: (seg.bytes.len() - offset) as u64,
+                            bytes_cut: seg.bytes.bytes().len().saturating_sub(offset) as u64,
                         });
                     }
                     self.current = None;

@@ -27,8 +27,8 @@ use crate::entry::{LogEntry, Lsn, Record, now_micros};
 use crate::error::{Error, Result};
 use crate::layout::{
     FLAG_PREALLOCATED, FormatVersion, MAX_PAYLOAD_LEN, Probe, RECORD_HEADER_LEN, RecordMeta,
-    SEGMENT_HEADER_LEN, SegmentHeader, Tail, classify_tail, encode_record_header, list_segments,
-    new_salt, probe, read_file, segment_file_name,
+    SEGMENT_HEADER_LEN, SegmentBytes, SegmentHeader, Tail, ZERO_CHECK_WINDOW, classify_tail,
+    encode_record_header, len_without_trailing_zeros, list_segments, new_salt, segment_file_name,
 };
 use crate::reader::{TornTail, WalReader};
 use crate::sink::{LogSink, LogStats, SyncMode};
@@ -45,8 +45,9 @@ pub struct WalOptions {
     pub sync_mode: SyncMode,
     /// A segment rolls over before a record would make it larger than this. Default 64 MiB.
     pub segment_size: u64,
-    /// Extend each new segment to `segment_size` up front (zeros), so fdatasync need not update
-    /// the file size. Default false.
+    /// Extend each new segment to `segment_size` up front (zeros, `set_len`), so fdatasync need
+    /// not update the file size. Default true. Opening never reads the free space past a
+    /// window of [`ZERO_CHECK_WINDOW`] bytes after the last record (`docs/formats/wal.md`).
     pub preallocate: bool,
     /// LSN of the first record when the log is created (ignored when segments exist). The engine
     /// passes the snapshot LSN + 1 when the log was truncated away. Default 1.
@@ -61,7 +62,7 @@ impl Default for WalOptions {
         WalOptions {
             sync_mode: SyncMode::Always,
             segment_size: DEFAULT_SEGMENT_SIZE,
-            preallocate: false,
+            preallocate: true,
             first_lsn: 1,
             buffer_limit: 4 << 20,
         }
@@ -111,6 +112,8 @@ struct Active {
     preallocated: bool,
     /// Bytes used: where the next record goes.
     bytes: u64,
+    /// Bytes known to be on stable storage (everything written up to the last sync).
+    synced: u64,
     last_lsn: Lsn,
 }
 
@@ -251,14 +254,18 @@ impl Wal {
         // A last segment without a complete header is a roll-over (or creation) that a crash
         // interrupted: nothing in it was ever acknowledged.
         if let Some((number, path)) = segs.last().cloned() {
-            let bytes = read_file(fs.as_ref(), &path)?;
-            let head = bytes.get(..SEGMENT_HEADER_LEN);
+            let mut seg = SegmentBytes::open(fs.as_ref(), &path)?;
+            seg.fill_to(SEGMENT_HEADER_LEN)?;
+            let head = seg.bytes().get(..SEGMENT_HEADER_LEN);
             if head.is_none_or(|h| h.iter().all(|&b| b == 0)) {
                 tracing::warn!(file = %path.display(), "segment with an incomplete header: interrupted roll-over");
-                let cut_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                seg.fill_all()?;
+                let bytes = seg.bytes();
+                let cut_end = len_without_trailing_zeros(bytes);
                 if cut_end > 0 {
                     save_broken(fs.as_ref(), &path, bytes.get(..cut_end).unwrap_or_default())?;
                 }
+                drop(seg);
                 fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
                 torn_tail = Some(TornTail {
@@ -278,8 +285,10 @@ impl Wal {
         let count = segs.len();
         for (i, (number, path)) in segs.iter().enumerate() {
             let last = i + 1 == count;
-            let bytes = read_file(fs.as_ref(), path)?;
-            let header = SegmentHeader::decode(path, &bytes)?;
+            // Read only as far as the records go (plus a window of a preallocated segment's
+            // free space), never the whole preallocated file.
+            let mut seg = SegmentBytes::open(fs.as_ref(), path)?;
+            let header = seg.header()?;
             if header.number != *number {
                 return Err(Error::Corrupt {
                     file: path.clone(),
@@ -302,7 +311,7 @@ impl Wal {
             let mut exp = header.first_lsn;
             let mut pos = SEGMENT_HEADER_LEN;
             let stopped = loop {
-                match probe(path, &bytes, header.salt, pos) {
+                match seg.probe(header.salt, pos)? {
                     Probe::Record(r) => {
                         if r.lsn != exp {
                             return Err(Error::LsnGap {
@@ -318,11 +327,14 @@ impl Wal {
                     other => break other,
                 }
             };
-            let tail = classify_tail(path, &bytes, &header, pos, stopped, last, exp - 1)?;
+            let tail = classify_tail(&mut seg, &header, pos, stopped, last, exp - 1)?;
             if let Tail::Torn { offset } = tail {
+                // `classify_tail` loaded the whole file to decide the tail is torn.
+                let bytes = seg.bytes();
+                let file_len = bytes.len() as u64;
                 let rest = bytes.get(offset..).unwrap_or_default();
                 let cut_len = if header.preallocated() {
-                    rest.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)
+                    len_without_trailing_zeros(rest)
                 } else {
                     rest.len()
                 };
@@ -332,7 +344,7 @@ impl Wal {
                 let mut f = fs.open_write(path).map_err(io)?;
                 f.set_len(offset as u64).map_err(io)?;
                 if header.preallocated() {
-                    f.set_len(bytes.len() as u64).map_err(io)?;
+                    f.set_len(file_len).map_err(io)?;
                 }
                 f.sync_all().map_err(io)?;
                 tracing::warn!(file = %path.display(), offset, bytes_cut = cut_len, broken = %broken.display(), "cut torn tail of the log");
@@ -375,6 +387,7 @@ impl Wal {
                     salt: header.salt,
                     preallocated: header.preallocated(),
                     bytes: used,
+                    synced: used,
                     last_lsn: info.last_lsn,
                 }
             }
@@ -412,6 +425,7 @@ impl Wal {
                     salt: header.salt,
                     preallocated: options.preallocate,
                     bytes: SEGMENT_HEADER_LEN as u64,
+                    synced: SEGMENT_HEADER_LEN as u64,
                     last_lsn: options.first_lsn - 1,
                 }
             }
@@ -685,14 +699,35 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes `io.out`, which ends at `io.active.bytes`. In a preallocated segment no more than
+    /// [`ZERO_CHECK_WINDOW`] bytes are ever written but not synced: a longer write is split,
+    /// with an fdatasync between the pieces. A crash therefore leaves non-zero bytes after
+    /// the end of valid data only within the window that open checks; past it, the free space
+    /// is zero and need not be read (`docs/formats/wal.md`).
     fn write_out(&self, io: &mut Io) -> Result<()> {
-        if !io.out.is_empty() {
-            io.active
-                .file
-                .write_all(&io.out)
-                .map_err(|e| Error::io(&io.active.path, e))?;
-            io.out.clear();
+        let active = &mut io.active;
+        let err = |e| Error::io(&active.path, e);
+        let mut rest = io.out.as_slice();
+        let mut at = active.bytes - rest.len() as u64;
+        while !rest.is_empty() {
+            let n = if active.preallocated {
+                let room = (active.synced + ZERO_CHECK_WINDOW as u64).saturating_sub(at);
+                if room == 0 {
+                    active.file.sync_data().map_err(err)?;
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                    active.synced = at;
+                    continue;
+                }
+                rest.len().min(usize::try_from(room).unwrap_or(usize::MAX))
+            } else {
+                rest.len()
+            };
+            let (piece, tail) = rest.split_at(n);
+            active.file.write_all(piece).map_err(err)?;
+            at += n as u64;
+            rest = tail;
         }
+        io.out.clear();
         Ok(())
     }
 
@@ -753,6 +788,7 @@ impl Inner {
             salt: header.salt,
             preallocated: self.options.preallocate,
             bytes: SEGMENT_HEADER_LEN as u64,
+            synced: SEGMENT_HEADER_LEN as u64,
             last_lsn: first_lsn - 1,
         };
         Ok(())
@@ -798,6 +834,7 @@ impl Inner {
                 .file
                 .sync_data()
                 .map_err(|e| self.poison(Error::io(path, e)))?;
+            io.active.synced = io.active.bytes;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.durable_lsn.fetch_max(io.written_lsn, Ordering::AcqRel);
         }

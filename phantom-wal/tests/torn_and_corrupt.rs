@@ -8,9 +8,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{insert, open, tiny_segments};
+use common::{CountingFs, SyncTrackingFs, insert, not_preallocated, open, tiny_segments};
 use phantom_storage::StdFs;
-use phantom_wal::{Error, LogSink, SEGMENT_HEADER_LEN, Wal, WalOptions, WalReader};
+use phantom_wal::{
+    DEFAULT_SEGMENT_SIZE, Error, LogSink, SEGMENT_HEADER_LEN, SyncMode, Wal, WalOptions, WalReader,
+    ZERO_CHECK_WINDOW,
+};
 
 /// Writes `n` committed records and returns the log's segments and each record's
 /// (segment index, offset, length), in LSN order.
@@ -58,7 +61,7 @@ fn assert_points_at(err: &Error, file: &Path, offset: u64) {
 #[test]
 fn truncating_inside_the_last_record_cuts_it_and_keeps_every_earlier_record() {
     let pristine = tempfile::tempdir().unwrap();
-    let spans = write_log(pristine.path(), 5, WalOptions::default());
+    let spans = write_log(pristine.path(), 5, not_preallocated());
     let (_, start, len) = spans[4];
     let seg = segment_path(pristine.path(), 0);
     let original = std::fs::read(&seg).unwrap();
@@ -77,7 +80,7 @@ fn truncating_inside_the_last_record_cuts_it_and_keeps_every_earlier_record() {
         assert_eq!((tail.offset, tail.bytes_cut), (start, keep));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), cut_at as u64);
 
-        let (wal, report) = open(dir.path(), WalOptions::default());
+        let (wal, report) = open(dir.path(), not_preallocated());
         assert_eq!(report.records, 4, "kept {keep} bytes");
         assert_eq!(report.last_lsn, 4);
         let tail = report.torn_tail.expect("torn tail reported");
@@ -95,7 +98,7 @@ fn truncating_inside_the_last_record_cuts_it_and_keeps_every_earlier_record() {
         assert_eq!(lsn, 5);
         wal.commit(lsn).unwrap();
         drop(wal);
-        let (_, report) = open(dir.path(), WalOptions::default());
+        let (_, report) = open(dir.path(), not_preallocated());
         assert_eq!((report.records, report.torn_tail), (5, None));
     }
 }
@@ -104,13 +107,13 @@ fn truncating_inside_the_last_record_cuts_it_and_keeps_every_earlier_record() {
 fn garbage_or_zeros_after_the_last_record_are_a_torn_tail() {
     for junk in [vec![0u8; 100], vec![0xAB; 7], b"hello world".to_vec()] {
         let dir = tempfile::tempdir().unwrap();
-        write_log(dir.path(), 3, WalOptions::default());
+        write_log(dir.path(), 3, not_preallocated());
         let path = segment_path(dir.path(), 0);
         let mut bytes = std::fs::read(&path).unwrap();
         let len = bytes.len() as u64;
         bytes.extend_from_slice(&junk);
         std::fs::write(&path, &bytes).unwrap();
-        let (_, report) = open(dir.path(), WalOptions::default());
+        let (_, report) = open(dir.path(), not_preallocated());
         assert_eq!(report.records, 3);
         let tail = report.torn_tail.expect("tail");
         assert_eq!((tail.offset, tail.bytes_cut), (len, junk.len() as u64));
@@ -120,7 +123,7 @@ fn garbage_or_zeros_after_the_last_record_are_a_torn_tail() {
 #[test]
 fn flipping_any_byte_of_a_record_followed_by_valid_records_fails_the_open() {
     let pristine = tempfile::tempdir().unwrap();
-    let spans = write_log(pristine.path(), 4, WalOptions::default());
+    let spans = write_log(pristine.path(), 4, not_preallocated());
     let original = std::fs::read(segment_path(pristine.path(), 0)).unwrap();
     // Records 1..=3 each have valid records after them.
     for &(_, start, len) in &spans[..3] {
@@ -132,8 +135,7 @@ fn flipping_any_byte_of_a_record_followed_by_valid_records_fails_the_open() {
             bytes[(start + i) as usize] ^= 0x41;
             std::fs::write(&path, &bytes).unwrap();
 
-            let err =
-                Wal::open(Arc::new(StdFs), dir.path(), "db", WalOptions::default()).unwrap_err();
+            let err = Wal::open(Arc::new(StdFs), dir.path(), "db", not_preallocated()).unwrap_err();
             assert_points_at(&err, &path, start);
             // Nothing was cut or written.
             assert_eq!(std::fs::read(&path).unwrap(), bytes);
@@ -229,14 +231,14 @@ fn an_lsn_gap_between_segments_is_an_error() {
 #[test]
 fn a_segment_from_another_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 2, WalOptions::default());
+    write_log(dir.path(), 2, not_preallocated());
     let path = segment_path(dir.path(), 0);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8] = 9;
     let crc = crc32c::crc32c(&bytes[..36]);
     bytes[36..40].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", WalOptions::default()).unwrap_err();
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", not_preallocated()).unwrap_err();
     assert!(
         matches!(err, Error::UnsupportedVersion { found: 9, .. }),
         "{err}"
@@ -294,4 +296,220 @@ fn a_torn_tail_in_a_preallocated_segment_is_cut_and_the_space_zeroed_again() {
     drop(wal);
     let (_, report) = open(dir.path(), options);
     assert_eq!((report.records, report.torn_tail), (5, None));
+}
+
+// Default (64 MiB, preallocated) segments: opening reads the records and a window of the free
+// space after them, never the whole file, and damage is classified as in a segment read whole.
+
+/// Overwrites `bytes` at `offset` of `path` in place (the file keeps its length).
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, offset).unwrap();
+    buf
+}
+
+/// A bound on what opening a segment with a few records may read: the records, the window of
+/// free space checked after them, and one read's worth of slack.
+const READ_BOUND: u64 = (ZERO_CHECK_WINDOW as u64) + (4 << 20);
+
+#[test]
+fn opening_a_preallocated_segment_reads_its_records_not_its_free_space() {
+    assert!(WalOptions::default().preallocate);
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 5, WalOptions::default());
+    let path = segment_path(dir.path(), 0);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        DEFAULT_SEGMENT_SIZE
+    );
+
+    let fs = CountingFs::default();
+    let (wal, report) = Wal::open(
+        Arc::new(fs.clone()),
+        dir.path(),
+        "db",
+        WalOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((report.records, report.torn_tail), (5, None));
+    let read = fs.bytes_read();
+    assert!(
+        read < READ_BOUND,
+        "open read {read} bytes of a {DEFAULT_SEGMENT_SIZE}-byte segment"
+    );
+    let lsn = wal.append(&insert(6)).unwrap();
+    wal.commit(lsn).unwrap();
+    drop(wal);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        DEFAULT_SEGMENT_SIZE
+    );
+
+    let fs = CountingFs::default();
+    let mut reader = WalReader::open(Arc::new(fs.clone()), dir.path(), "db", 1).unwrap();
+    let got: Vec<u64> = reader.by_ref().map(|r| r.unwrap().lsn).collect();
+    assert_eq!(got, (1..=6).collect::<Vec<_>>());
+    assert!(reader.status().complete && reader.status().torn_tail.is_none());
+    let read = fs.bytes_read();
+    assert!(read < READ_BOUND, "the reader read {read} bytes");
+}
+
+#[test]
+fn a_fresh_preallocated_segment_opens_without_being_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), WalOptions::default()));
+    let fs = CountingFs::default();
+    let (_, report) = Wal::open(
+        Arc::new(fs.clone()),
+        dir.path(),
+        "db",
+        WalOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((report.records, report.torn_tail), (0, None));
+    assert!(fs.bytes_read() < READ_BOUND, "{}", fs.bytes_read());
+}
+
+#[test]
+fn garbage_after_the_last_record_of_a_preallocated_segment_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 3, WalOptions::default());
+    let (_, start, len) = spans[2];
+    let end = start + len;
+    let path = segment_path(dir.path(), 0);
+    write_at(&path, end, b"hello world");
+
+    let mut reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+    assert_eq!(reader.by_ref().count(), 3);
+    let tail = reader
+        .status()
+        .torn_tail
+        .clone()
+        .expect("reader sees the tail");
+    assert_eq!(tail.offset, end);
+
+    let (wal, report) = open(dir.path(), WalOptions::default());
+    assert_eq!(report.records, 3);
+    let tail = report.torn_tail.expect("tail");
+    assert_eq!((tail.offset, tail.bytes_cut), (end, 11));
+    let mut broken = path.clone().into_os_string();
+    broken.push(".broken");
+    assert_eq!(std::fs::read(&broken).unwrap(), b"hello world");
+    // Cut, and the free space preallocated again.
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        DEFAULT_SEGMENT_SIZE
+    );
+    assert_eq!(read_at(&path, end, 11), vec![0u8; 11]);
+    let lsn = wal.append(&insert(4)).unwrap();
+    wal.commit(lsn).unwrap();
+    drop(wal);
+    let (_, report) = open(dir.path(), WalOptions::default());
+    assert_eq!((report.records, report.torn_tail), (4, None));
+}
+
+#[test]
+fn a_zeroed_record_header_followed_by_valid_records_in_a_preallocated_segment_fails_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 5, WalOptions::default());
+    let (_, start, _) = spans[3];
+    let path = segment_path(dir.path(), 0);
+    write_at(&path, start, &[0u8; 32]);
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", WalOptions::default()).unwrap_err();
+    assert_points_at(&err, &path, start);
+    assert!(err.to_string().contains("valid records follow"), "{err}");
+    let reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+    assert_points_at(&reader.last().unwrap().unwrap_err(), &path, start);
+}
+
+#[test]
+fn a_zeroed_last_record_header_with_its_payload_left_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 3, WalOptions::default());
+    let (_, start, len) = spans[2];
+    let path = segment_path(dir.path(), 0);
+    let payload = read_at(&path, start + 32, (len - 32) as usize);
+    write_at(&path, start, &[0u8; 32]);
+    let (_, report) = open(dir.path(), WalOptions::default());
+    assert_eq!(report.records, 2);
+    let tail = report.torn_tail.expect("tail");
+    assert_eq!((tail.offset, tail.bytes_cut), (start, len));
+    let mut broken = path.clone().into_os_string();
+    broken.push(".broken");
+    let saved = std::fs::read(&broken).unwrap();
+    assert_eq!(&saved[32..], &payload[..]);
+}
+
+#[test]
+fn bytes_beyond_the_checked_window_are_free_space_and_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 3, WalOptions::default());
+    let (_, start, len) = spans[2];
+    let end = start + len;
+    let path = segment_path(dir.path(), 0);
+    // A copy of record 3 past the window. No crash leaves this (the writer never has more than
+    // the window unsynced); bit rot or another program could, and it is not looked at.
+    let stale_at = end + ZERO_CHECK_WINDOW as u64 + 100;
+    let record = read_at(&path, start, len as usize);
+    write_at(&path, stale_at, &record);
+
+    let fs = CountingFs::default();
+    let mut reader = WalReader::open(Arc::new(fs.clone()), dir.path(), "db", 1).unwrap();
+    assert_eq!(reader.by_ref().count(), 3);
+    assert!(reader.status().complete && reader.status().torn_tail.is_none());
+    assert!(fs.bytes_read() < stale_at, "{}", fs.bytes_read());
+
+    let (wal, report) = open(dir.path(), WalOptions::default());
+    assert_eq!((report.records, report.torn_tail), (3, None));
+    let lsn = wal.append(&insert(4)).unwrap();
+    wal.commit(lsn).unwrap();
+    drop(wal);
+    let (_, report) = open(dir.path(), WalOptions::default());
+    assert_eq!((report.records, report.torn_tail), (4, None));
+}
+
+#[test]
+fn the_writer_never_has_more_than_the_window_unsynced_in_a_preallocated_segment() {
+    let big = |i: u64, len: usize| phantom_wal::LogEntry::Custom {
+        operation: format!("BLOB{i}"),
+        fields: vec![("b".into(), "x".repeat(len))],
+    };
+    for preallocate in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = SyncTrackingFs::default();
+        let options = WalOptions {
+            sync_mode: SyncMode::Never,
+            preallocate,
+            ..WalOptions::default()
+        };
+        let (wal, _) = Wal::open(Arc::new(fs.clone()), dir.path(), "db", options.clone()).unwrap();
+        // Many records buffered together, then one record larger than the window.
+        let mut last = 0;
+        for i in 0..12 {
+            last = wal.append(&big(i, 1 << 20)).unwrap();
+        }
+        wal.commit(last).unwrap();
+        let lsn = wal.append(&big(99, 9 << 20)).unwrap();
+        wal.commit(lsn).unwrap();
+        let max = fs.max_unsynced();
+        if preallocate {
+            assert!(max <= ZERO_CHECK_WINDOW as u64, "{max} bytes unsynced");
+        } else {
+            assert!(
+                max > ZERO_CHECK_WINDOW as u64,
+                "growing segments are not limited: {max}"
+            );
+        }
+        drop(wal);
+        let (_, report) = open(dir.path(), options);
+        assert_eq!((report.records, report.torn_tail), (13, None));
+    }
 }

@@ -5,7 +5,7 @@
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use phantom_storage::{
     Column, ColumnType, FileRead, FileSystem, FileWrite, Mutation, Schema, StdFs, Value,
@@ -41,6 +41,15 @@ pub fn create_table() -> LogEntry {
 /// Opens log `db` in `dir` on the real file system.
 pub fn open(dir: &Path, options: WalOptions) -> (Wal, OpenReport) {
     Wal::open(Arc::new(StdFs), dir, "db", options).expect("open log")
+}
+
+/// Options of a log whose segments are not preallocated (they grow as records are appended):
+/// the file ends where the last record does.
+pub fn not_preallocated() -> WalOptions {
+    WalOptions {
+        preallocate: false,
+        ..WalOptions::default()
+    }
 }
 
 /// Options with a tiny segment size so tests roll over often.
@@ -132,6 +141,171 @@ impl FileSystem for FailingFs {
         if self.fail_sync.load(Ordering::SeqCst) {
             return Err(io::Error::other("injected fsync failure"));
         }
+        StdFs.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFs.list_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
+        StdFs.file_len(path)
+    }
+}
+
+/// The real file system, counting the bytes read through it.
+#[derive(Debug, Clone, Default)]
+pub struct CountingFs {
+    pub bytes_read: Arc<AtomicU64>,
+}
+
+impl CountingFs {
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Box<dyn FileRead>,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl Read for CountingFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes_read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+impl Seek for CountingFile {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl FileRead for CountingFile {
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
+}
+
+impl FileSystem for CountingFs {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileRead>> {
+        Ok(Box::new(CountingFile {
+            inner: StdFs.open_read(path)?,
+            bytes_read: Arc::clone(&self.bytes_read),
+        }))
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        StdFs.create(path)
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        StdFs.open_append(path)
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        StdFs.open_write(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        StdFs.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFs.list_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
+        StdFs.file_len(path)
+    }
+}
+
+/// The real file system, recording the most bytes any file had written but not synced.
+#[derive(Debug, Clone, Default)]
+pub struct SyncTrackingFs {
+    pub max_unsynced: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct TrackedFile {
+    inner: Box<dyn FileWrite>,
+    unsynced: u64,
+    max_unsynced: Arc<AtomicU64>,
+}
+
+impl Write for TrackedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.unsynced += n as u64;
+        self.max_unsynced.fetch_max(self.unsynced, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileWrite for TrackedFile {
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.inner.sync_data()?;
+        self.unsynced = 0;
+        Ok(())
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.inner.sync_all()?;
+        self.unsynced = 0;
+        Ok(())
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn seek_to(&mut self, pos: u64) -> io::Result<()> {
+        self.inner.seek_to(pos)
+    }
+}
+
+impl SyncTrackingFs {
+    pub fn max_unsynced(&self) -> u64 {
+        self.max_unsynced.load(Ordering::SeqCst)
+    }
+
+    fn track(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
+        Box::new(TrackedFile {
+            inner,
+            unsynced: 0,
+            max_unsynced: Arc::clone(&self.max_unsynced),
+        })
+    }
+}
+
+impl FileSystem for SyncTrackingFs {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileRead>> {
+        StdFs.open_read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.create(path)?))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.open_append(path)?))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.track(StdFs.open_write(path)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
         StdFs.sync_dir(path)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
