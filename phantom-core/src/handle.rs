@@ -26,6 +26,7 @@ use phantom_snapshot::{Decision, SnapshotInfo, SnapshotPolicy, SnapshotStats, Sn
 use phantom_storage::{Catalog, FileSystem, ImageKind, ImageMeta, StorageFormat, atomic_write};
 use phantom_wal::{LogEntry, LogSink, Lsn};
 
+use crate::background::run_at_background_priority;
 use crate::error::{Error, Result};
 use crate::tx::Transaction;
 
@@ -265,9 +266,13 @@ impl DbHandle {
         // Invariant: no image covers a record the log has not made durable (in every sync
         // mode), so a log that ends before an image can only mean lost log data.
         self.log.sync(view.lsn)?;
-        let info = self
-            .store
-            .write(&*settings.format, view.lsn, &view.catalog, now())?;
+        // Encoding and writing the image (the CPU-heavy part, and its fsync) run at background
+        // priority so that committers get a CPU first; the log calls before and after stay on
+        // this thread, since they take locks that committers wait for.
+        let info = run_at_background_priority("phantom-snapshot-write", || {
+            self.store
+                .write(&*settings.format, view.lsn, &view.catalog, now())
+        })?;
         lock(&self.snap).taken += 1;
         self.store.retain(settings.retain.max(1))?;
         // Every retained snapshot must still be able to roll forward: keep all records after

@@ -510,3 +510,78 @@ fn positional_bulk_inserts_are_atomic_typed_and_survive_a_reopen() {
             .is_empty()
     );
 }
+
+/// Binary snapshots, noting the nice value of every thread that encodes one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug, Default)]
+struct NiceRecordingFormat {
+    seen: std::sync::Mutex<Vec<i32>>,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl phantom_storage::StorageFormat for NiceRecordingFormat {
+    fn name(&self) -> &'static str {
+        BinaryFormat.name()
+    }
+    fn detect(&self, head: &[u8]) -> bool {
+        BinaryFormat.detect(head)
+    }
+    fn write(
+        &self,
+        meta: &phantom_storage::ImageMeta,
+        catalog: &phantom_storage::Catalog,
+        out: &mut dyn std::io::Write,
+    ) -> phantom_storage::Result<()> {
+        let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        self.seen.lock().unwrap().push(nice);
+        BinaryFormat.write(meta, catalog, out)
+    }
+    fn read(
+        &self,
+        input: &mut dyn std::io::Read,
+    ) -> phantom_storage::Result<(phantom_storage::ImageMeta, phantom_storage::Catalog)> {
+        BinaryFormat.read(input)
+    }
+    fn read_meta(
+        &self,
+        input: &mut dyn std::io::Read,
+    ) -> phantom_storage::Result<phantom_storage::ImageMeta> {
+        BinaryFormat.read_meta(input)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn snapshots_are_encoded_at_nice_19_and_the_caller_keeps_its_priority() {
+    let nice_here =
+        || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+    let before = nice_here();
+    let format = Arc::new(NiceRecordingFormat::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder()
+        .data_dir(dir.path())
+        .snapshot_format(format.clone())
+        .open()
+        .unwrap();
+    table(&db, "d");
+    db.insert("d", "t", [("id", Literal::from(1)), ("v", "x".into())])
+        .unwrap();
+    let manual = db.create_snapshot("d").unwrap();
+    assert_eq!(nice_here(), before, "the caller's priority must not change");
+    // An automatic snapshot, written by the background worker.
+    db.set_snapshot_interval(1);
+    db.insert("d", "t", [("id", Literal::from(2)), ("v", "y".into())])
+        .unwrap();
+    db.wait_for_snapshots("d").unwrap();
+    let seen = format.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.iter().all(|n| *n == 19), "{seen:?}");
+    // Both snapshots are complete, durable images like any other.
+    let store = SnapshotStore::new(Arc::new(StdFs), dir.path(), "d").unwrap();
+    let (meta, catalog) = store.load(&manual.path).unwrap();
+    assert_eq!(meta.lsn, manual.lsn);
+    assert_eq!(catalog.table("t").unwrap().len(), 1);
+    let newest = store.list().unwrap().pop().unwrap();
+    let (_, catalog) = store.load(newest.path()).unwrap();
+    assert_eq!(catalog.table("t").unwrap().len(), 2);
+}

@@ -224,7 +224,10 @@ mod tests {
         });
         for r in [seq, pipe] {
             assert!(
-                matches!(r, Err(Error::Wal(phantom_wal::Error::Corrupt { offset: 77, .. }))),
+                matches!(
+                    r,
+                    Err(Error::Wal(phantom_wal::Error::Corrupt { offset: 77, .. }))
+                ),
                 "{r:?}"
             );
         }
@@ -252,7 +255,14 @@ mod tests {
         });
         for r in [seq, pipe] {
             assert!(
-                matches!(r, Err(Error::LogGap { expected: 151, found: 152, .. })),
+                matches!(
+                    r,
+                    Err(Error::LogGap {
+                        expected: 151,
+                        found: 152,
+                        ..
+                    })
+                ),
                 "{r:?}"
             );
         }
