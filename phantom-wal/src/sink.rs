@@ -80,8 +80,11 @@ pub trait LogSink: Send + Sync + fmt::Debug {
     /// The records with LSN ≥ `from`, in LSN order.
     fn read_from(&self, from: Lsn) -> Result<Box<dyn Iterator<Item = Result<Record>> + Send + '_>>;
 
-    /// Drops whole segments whose records all have LSN < `lsn` (never the active segment) and
-    /// returns the bytes freed. The default does nothing and frees 0 bytes.
+    /// Drops whole segments whose records all have LSN < `lsn` and returns the bytes freed; a
+    /// log that holds no record at or above `lsn` may be left as one empty segment starting at
+    /// its next LSN (the segmented WAL rolls over first, when its active segment is large
+    /// enough to be worth it, so the old segment can go). The default does nothing and frees
+    /// 0 bytes.
     fn remove_before(&self, lsn: Lsn) -> Result<u64> {
         let _ = lsn;
         Ok(0)

@@ -933,7 +933,25 @@ impl LogSink for Wal {
     fn remove_before(&self, lsn: Lsn) -> Result<u64> {
         let inner = &self.inner;
         // Holding `io` keeps the segment list still (no roll-over meanwhile).
-        let _io = lock(&inner.io);
+        let mut io = lock(&inner.io);
+        // When every record is below `lsn` (a snapshot of the latest state, as after a bulk
+        // load) and the active segment holds at least 1/16 of a segment (4 MiB by default),
+        // roll over so the whole old segment can go: otherwise every later open reads and
+        // checks all of it only to skip it. Smaller logs are not worth a roll (two fsyncs) and
+        // keep their name (`<db>.log`, the spec's file). The roll fsyncs the old segment first,
+        // and the new one starts at the next LSN, so the log still reaches the snapshot.
+        // Records appended but not yet handed to the OS are written first.
+        if !inner.poisoned.load(Ordering::Acquire) {
+            inner.flush(&mut io)?;
+            let active = &io.active;
+            if active.bytes > SEGMENT_HEADER_LEN as u64
+                && active.bytes >= inner.options.segment_size / 16
+                && active.last_lsn < lsn
+            {
+                let next = active.last_lsn + 1;
+                inner.roll(&mut io, next).map_err(|e| inner.poison(e))?;
+            }
+        }
         let mut segs = lock(&inner.segments);
         let mut freed = 0;
         let mut removed = 0usize;

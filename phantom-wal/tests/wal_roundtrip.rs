@@ -188,7 +188,8 @@ fn remove_before_never_removes_the_active_segment_or_one_holding_a_later_record(
         let lsn = wal.append(&insert(i)).unwrap();
         wal.commit(lsn).unwrap();
     }
-    for cut in [0, 1, 5, 13, 27, 40, 41, 1000] {
+    // Cuts that leave record 40 in the log (cuts above it: the next test).
+    for cut in [0, 1, 5, 13, 27, 40] {
         let before = wal.segments();
         let freed = wal.remove_before(cut).unwrap();
         let after = wal.segments();
@@ -214,6 +215,46 @@ fn remove_before_never_removes_the_active_segment_or_one_holding_a_later_record(
     let (wal, report) = open(dir.path(), tiny_segments());
     assert_eq!(report.last_lsn, 40);
     assert_eq!(wal.append(&insert(41)).unwrap(), 41);
+}
+
+/// A cut above every record (a snapshot of the latest state) rolls a log whose active segment
+/// holds at least 1/16 of a segment over to an empty segment starting at the next LSN, so no
+/// segment of old records is left to read on open; the log still says where it is, and goes on
+/// from there.
+#[test]
+fn remove_before_above_every_record_leaves_one_empty_segment_at_the_next_lsn() {
+    let sixteenth = WalOptions {
+        segment_size: 16 * 1024,
+        ..WalOptions::default()
+    };
+    for (options, appended) in [(sixteenth, 60), (tiny_segments(), 40)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open(dir.path(), options.clone());
+        for i in 1..=appended {
+            let lsn = wal.append(&insert(i)).unwrap();
+            wal.commit(lsn).unwrap();
+        }
+        let before = wal.segments();
+        let freed = wal.remove_before(appended + 1).unwrap();
+        assert_eq!(freed, before.iter().map(|s| s.bytes).sum::<u64>());
+        let after = wal.segments();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].first_lsn, appended + 1);
+        assert_eq!(after[0].number, before.last().unwrap().number + 1);
+        assert!(before.iter().all(|s| !s.path.exists()));
+        assert!(read_all(&wal, 1).is_empty());
+        // Nothing to roll the second time: an empty segment stays.
+        assert_eq!(wal.remove_before(1000).unwrap(), 0);
+        assert_eq!(wal.segments(), after);
+        drop(wal);
+
+        let (wal, report) = open(dir.path(), options);
+        assert_eq!(report.last_lsn, appended);
+        let lsn = wal.append(&insert(appended + 1)).unwrap();
+        assert_eq!(lsn, appended + 1);
+        wal.commit(lsn).unwrap();
+        assert_eq!(lsns(&read_all(&wal, 1)), vec![appended + 1]);
+    }
 }
 
 #[test]
@@ -286,4 +327,20 @@ fn invalid_options_and_names_are_rejected_before_touching_files() {
     let err = Wal::open(Arc::new(StdFs), dir.path(), "../x", WalOptions::default()).unwrap_err();
     assert!(matches!(err, phantom_wal::Error::Storage(_)), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A small log (under 1/16 of a segment) is not rolled for a cut above every record: two
+/// fsyncs would cost more than reading it, and `<db>.log` keeps its name.
+#[test]
+fn remove_before_leaves_a_small_active_segment_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = open(dir.path(), WalOptions::default());
+    for i in 1..=40 {
+        let lsn = wal.append(&insert(i)).unwrap();
+        wal.commit(lsn).unwrap();
+    }
+    let before = wal.segments();
+    assert_eq!(wal.remove_before(41).unwrap(), 0);
+    assert_eq!(wal.segments(), before);
+    assert!(dir.path().join("db.log").exists());
 }
