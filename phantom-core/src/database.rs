@@ -509,7 +509,14 @@ impl Database {
                 });
             }
         });
-        let log_file = dir.join(phantom_wal::segment_file_name(name, 1));
+        // Errors name real files: the oldest segment present for a gap at the start, the
+        // newest for a log that ends too early (after truncation `<db>.log` may be gone).
+        let segments = phantom_wal::segment_files(&**fs, dir, name).unwrap_or_default();
+        let log_file = segments
+            .first()
+            .cloned()
+            .unwrap_or_else(|| dir.join(phantom_wal::segment_file_name(name, 1)));
+        let last_log_file = segments.last().cloned().unwrap_or_else(|| log_file.clone());
         // Reading and decoding the log overlap with applying it (a second thread).
         let stats = replay_pipelined(&mut catalog, image.lsn, records)
             .map_err(|e| e.with_log(&log_file))?;
@@ -541,7 +548,7 @@ impl Database {
             let log_lsn = opened.sink.last_lsn();
             if self.shared.mode != RecoveryMode::Salvage {
                 return Err(phantom_recovery::Error::LogBehindImage {
-                    log: log_file,
+                    log: last_log_file,
                     log_lsn,
                     image: image.source.clone().unwrap_or_default(),
                     image_lsn: image.lsn,

@@ -181,46 +181,45 @@ impl Transaction {
     /// [`Database::insert_values`](crate::Database::insert_values).
     pub fn insert_values(&mut self, table: &str, rows: Vec<Vec<Value>>) -> Result<Vec<RowId>> {
         let t = self.catalog.table(table)?;
-        let first = t.next_row_id();
         let columns = t.schema().columns();
-        let mut images = Vec::with_capacity(rows.len());
-        for (i, values) in rows.into_iter().enumerate() {
-            // A row of the wrong length is refused by the table's own check when applied.
-            let values = if values.len() == columns.len() {
+        let images = rows
+            .into_iter()
+            .map(|values| {
+                // A row of the wrong length is refused by the table's own check when applied.
+                if values.len() != columns.len() {
+                    return Ok(Row::from(values));
+                }
                 values
                     .into_iter()
                     .zip(columns)
                     .map(|(v, column)| coerce(table, column, v))
-                    .collect::<Result<Vec<Value>>>()?
-            } else {
-                values
-            };
-            images.push((first + i as RowId, Row::from(values)));
-        }
-        let ids = images.iter().map(|(id, _)| *id).collect();
-        self.apply(Mutation::Insert {
-            table: table.to_owned(),
-            rows: images,
-        })?;
-        Ok(ids)
+                    .collect::<Result<Row>>()
+            })
+            .collect::<Result<Vec<Row>>>()?;
+        self.insert_images(table, images)
     }
 
     fn insert_rows(&mut self, table: &str, rows: Vec<Assignments>) -> Result<Vec<RowId>> {
         let t = self.catalog.table(table)?;
-        let first = t.next_row_id();
         let mut images = Vec::with_capacity(rows.len());
-        for (i, row) in rows.into_iter().enumerate() {
+        for row in rows {
             let mut values = vec![Value::Null; t.schema().len()];
             for (name, lit) in row {
                 let (pos, column) = column(t, &name)?;
                 values[pos] = lit.bind(table, column)?;
             }
-            images.push((first + i as RowId, Row::from(values)));
+            images.push(Row::from(values));
         }
-        let ids = images.iter().map(|(id, _)| *id).collect();
+        self.insert_images(table, images)
+    }
+
+    /// Logs and applies full row images under the table's next row ids.
+    fn insert_images(&mut self, table: &str, images: Vec<Row>) -> Result<Vec<RowId>> {
+        let first = self.catalog.table(table)?.next_row_id();
+        let ids: Vec<RowId> = (0..images.len() as RowId).map(|i| first + i).collect();
         self.apply(Mutation::Insert {
             table: table.to_owned(),
-            rows: images,
+            rows: ids.iter().copied().zip(images).collect(),
         })?;
         Ok(ids)
     }

@@ -438,6 +438,19 @@ pub(crate) fn parse_segment_number(name: &str, file: &str) -> Option<u64> {
 }
 
 /// The segments of log `name` in `dir`, sorted by number.
+/// The segment files of log `name` in `dir`, oldest first (empty when there is no log). Fails
+/// on a missing segment between two present ones, naming the file after the hole.
+pub fn segment_files(
+    fs: &dyn phantom_storage::FileSystem,
+    dir: &Path,
+    name: &str,
+) -> Result<Vec<PathBuf>, Error> {
+    Ok(list_segments(fs, dir, name)?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect())
+}
+
 pub(crate) fn list_segments(
     fs: &dyn phantom_storage::FileSystem,
     dir: &Path,
