@@ -5,7 +5,7 @@
 //! reading both stream: the writer encodes rows into one reused block buffer, the reader reads
 //! one block at a time into one reused buffer. [`StorageFormat::read`] runs as a two-stage
 //! pipeline: the calling thread reads, checks and decodes blocks, and a builder thread inserts
-//! the decoded rows into the catalog (see [`read_pipelined`]).
+//! the decoded rows into the catalog (see `read_pipelined`).
 
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
