@@ -14,6 +14,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod measure;
+mod redis;
 mod report;
 mod rows;
 mod systems;
