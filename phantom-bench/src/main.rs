@@ -14,6 +14,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod measure;
+mod redis;
 mod report;
 mod rows;
 mod systems;
@@ -38,7 +39,10 @@ const USAGE: &str = "phantom-bench [--quick] [--only W1,W3] [--json FILE] [--rep
   --json FILE    also write the JSON report to FILE
   --reps N       repetitions per system (at least 3; default 3)
 
-phantom-bench --render REPORT.json   rewrite report.md and ratios.svg from a saved report";
+phantom-bench --render REPORT.json   rewrite report.md and ratios.svg from a saved report
+
+Redis is measured when redis-server is on PATH (a server child per workload, unix socket only);
+PHANTOM_BENCH_NO_REDIS=1 skips it.";
 
 #[derive(Debug)]
 struct Args {

@@ -5,7 +5,9 @@
 //! - SQLite (rusqlite, bundled): WAL mode, `synchronous=FULL`, one connection per thread
 //!   (a pool), `busy_timeout` 60 s;
 //! - redb: one write transaction per commit with `Durability::Immediate`;
-//! - fjall: insert (or write batch) then `Database::persist(PersistMode::SyncAll)`.
+//! - fjall: insert (or write batch) then `Database::persist(PersistMode::SyncAll)`;
+//! - Redis (when `redis-server` is installed, see [`crate::redis`]): a server per workload,
+//!   `appendonly yes`, `appendfsync always`, one connection per thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,9 @@ pub(crate) enum Kind {
     Redb,
     /// fjall, PersistMode::SyncAll.
     Fjall,
+    /// Redis, appendonly yes + appendfsync always (a server process; not in [`Kind::ALL`]:
+    /// only when installed).
+    Redis,
 }
 
 impl Kind {
@@ -48,6 +53,7 @@ impl Kind {
             Kind::Sqlite => "SQLite",
             Kind::Redb => "redb",
             Kind::Fjall => "fjall",
+            Kind::Redis => crate::report::REDIS,
         }
     }
 
@@ -79,6 +85,7 @@ pub(crate) fn open(kind: Kind, dir: &Path) -> Result<Box<dyn Store>> {
         Kind::Sqlite => Box::new(Sqlite::open(dir)?),
         Kind::Redb => Box::new(Redb::open(dir)?),
         Kind::Fjall => Box::new(Fjall::open(dir)?),
+        Kind::Redis => Box::new(crate::redis::Redis::open(dir)?),
     })
 }
 

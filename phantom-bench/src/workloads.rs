@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 
 use crate::measure::{ms, percentile, raw_fdatasync, wait_for_idle_cpu};
+use crate::redis::{Persistence, Reply, Server};
 use crate::report::{PHANTOM, RAW, RAW_GROWING, REDIS, Report};
 use crate::rows::Row;
 use crate::systems::{self, DB, Kind, Phantom, Sqlite, Store};
@@ -92,8 +93,11 @@ pub(crate) struct Bench {
     pub(crate) reps: usize,
     /// Everything measured.
     pub(crate) report: Report,
-    /// Why Redis rows are skipped.
-    pub(crate) redis_skip: String,
+    /// Why Redis rows are skipped (`None`: Redis is measured).
+    pub(crate) redis_skip: Option<String>,
+    /// The systems measured, in the order they alternate: [`Kind::ALL`], then Redis when
+    /// it is measured.
+    kinds: Vec<Kind>,
     /// How long to wait for an idle CPU before each run, at most.
     pub(crate) idle_wait: Duration,
     /// Per system, a directory holding the loaded W3 data set (kept for W4–W6).
@@ -115,32 +119,45 @@ fn progress(msg: &str) {
 
 impl Bench {
     /// A run with these counts and repetitions.
-    pub(crate) fn new(sizes: Sizes, reps: usize, report: Report) -> Bench {
-        let redis_skip = if which("redis-server") {
-            "redis-server found, but this harness has no Redis client yet".to_owned()
-        } else {
-            "redis-server not installed".to_owned()
-        };
+    pub(crate) fn new(sizes: Sizes, reps: usize, mut report: Report) -> Bench {
+        let redis_skip = crate::redis::unavailable();
+        let mut kinds = Kind::ALL.to_vec();
+        if redis_skip.is_none() {
+            kinds.push(Kind::Redis);
+            report.notes.push(format!(
+                "Redis ({}): a redis-server child per workload on a unix socket in its temp dir \
+                 (TCP off), `save \"\"`, `appendonly yes`, `appendfsync always`, automatic AOF \
+                 rewrite off; one `SET` per row of the same 8-byte key and 44-byte value as \
+                 redb/fjall; W3 batches are pipelined MULTI/EXEC; one connection per thread.",
+                crate::redis::version()
+            ));
+        }
         Bench {
             sizes,
             reps,
             report,
             redis_skip,
+            kinds,
             idle_wait: Duration::from_secs(3),
             loaded: Vec::new(),
         }
     }
 
     fn skip_redis(&mut self, workload: &str, metric: &str) {
-        let why = self.redis_skip.clone();
-        self.report.skip(workload, metric, REDIS, &why);
+        if let Some(why) = self.redis_skip.clone() {
+            self.report.skip(workload, metric, REDIS, &why);
+        }
+    }
+
+    fn redis_measured(&self) -> bool {
+        self.redis_skip.is_none()
     }
 
     /// W1: durable single-row commits, one writer; plus the raw device limit.
     pub(crate) fn w1(&mut self) -> Result<()> {
         let n = self.sizes.w1_commits;
         for rep in 0..self.reps {
-            for kind in Kind::ALL {
+            for kind in self.kinds.clone() {
                 progress(&format!("W1 rep {} {}", rep + 1, kind.name()));
                 wait_for_idle_cpu(self.idle_wait);
                 let dir = tempdir(kind)?;
@@ -198,7 +215,7 @@ impl Bench {
     pub(crate) fn w2(&mut self) -> Result<()> {
         let (threads, per) = (self.sizes.w2_threads, self.sizes.w2_per_thread);
         for rep in 0..self.reps {
-            for kind in Kind::ALL {
+            for kind in self.kinds.clone() {
                 progress(&format!("W2 rep {} {}", rep + 1, kind.name()));
                 wait_for_idle_cpu(self.idle_wait);
                 let dir = tempdir(kind)?;
@@ -259,7 +276,7 @@ impl Bench {
     /// W3: bulk load in durable batches.
     pub(crate) fn w3(&mut self) -> Result<()> {
         for rep in 0..self.reps {
-            for kind in Kind::ALL {
+            for kind in self.kinds.clone() {
                 progress(&format!("W3 rep {} {}", rep + 1, kind.name()));
                 wait_for_idle_cpu(self.idle_wait);
                 let (dir, secs) = self.load(kind)?;
@@ -298,7 +315,9 @@ impl Bench {
     /// W4: open after W3, in a child process (time to first lookup, peak RSS): PhantomDB
     /// from its log only, then from a binary snapshot; the peers as they are.
     pub(crate) fn w4(&mut self) -> Result<()> {
-        let dirs: Vec<(Kind, PathBuf)> = Kind::ALL
+        let dirs: Vec<(Kind, PathBuf)> = self
+            .kinds
+            .clone()
             .into_iter()
             .map(|k| self.loaded_dir(k).map(|d| (k, d)))
             .collect::<Result<_>>()?;
@@ -307,6 +326,10 @@ impl Bench {
             .find(|(k, _)| *k == Kind::Phantom)
             .map(|(_, d)| d.clone())
             .context("no PhantomDB data set")?;
+        let redis_dir = dirs
+            .iter()
+            .find(|(k, _)| *k == Kind::Redis)
+            .map(|(_, d)| d.clone());
         // Log only: W3 takes no snapshot (automatic snapshots are off).
         for rep in 0..self.reps {
             progress(&format!("W4 rep {} PhantomDB, log only", rep + 1));
@@ -316,6 +339,16 @@ impl Bench {
                 .add("W4", "open from log only (s)", PHANTOM, false, secs);
             self.report
                 .add("W4", "peak RSS, open from log (MiB)", PHANTOM, false, rss);
+            if let Some(d) = &redis_dir {
+                // The W3 AOF only: no dump.rdb exists yet (`save ""`; it is written below).
+                progress(&format!("W4 rep {} Redis, AOF load", rep + 1));
+                wait_for_idle_cpu(self.idle_wait);
+                let (secs, rss) = redis_open(d, Persistence::Aof)?;
+                self.report
+                    .add("W4", "open from log only (s)", REDIS, false, secs);
+                self.report
+                    .add("W4", "peak RSS, open from log (MiB)", REDIS, false, rss);
+            }
         }
         self.skip_redis("W4", "open from log only (s)");
         {
@@ -324,11 +357,21 @@ impl Bench {
             p.db.set_snapshot_format(Arc::new(BinaryFormat));
             p.db.create_snapshot(DB)?;
         }
+        if let Some(d) = &redis_dir {
+            progress("W4 writing a dump.rdb of the Redis data set (SAVE)");
+            let mut server = Server::start(d, Persistence::Aof)?;
+            let (mut c, _) = server.wait_ready(&Row::key(0))?;
+            c.ok(&[b"SAVE"])?;
+        }
         for rep in 0..self.reps {
             for (kind, dir) in &dirs {
                 progress(&format!("W4 rep {} {}", rep + 1, kind.name()));
                 wait_for_idle_cpu(self.idle_wait);
-                let (secs, rss) = child_open(*kind, dir)?;
+                let (secs, rss) = if *kind == Kind::Redis {
+                    redis_open(dir, Persistence::RdbOnly)?
+                } else {
+                    child_open(*kind, dir)?
+                };
                 self.report
                     .add("W4", "open from snapshot (s)", kind.name(), false, secs);
                 self.report.add(
@@ -347,6 +390,15 @@ impl Bench {
              PhantomDB loads every row into memory."
                 .to_owned(),
         );
+        if redis_dir.is_some() {
+            self.report.notes.push(
+                "W4 Redis: from spawning redis-server to its first answered GET (process start \
+                 included), peak RSS = the server's VmHWM; 'log only' loads the AOF of the W3 \
+                 load (appendonly yes, no rewrite: 1,000 MULTI/EXEC blocks), 'snapshot' loads a \
+                 dump.rdb written by SAVE (appendonly no)."
+                    .to_owned(),
+            );
+        }
         Ok(())
     }
 
@@ -357,6 +409,17 @@ impl Bench {
         let sqlite_dir = self.loaded_dir(Kind::Sqlite)?;
         let phantom = Phantom::open(&phantom_dir)?;
         let sqlite = Sqlite::open(&sqlite_dir)?;
+        let mut redis = if self.redis_measured() {
+            let dir = self.loaded_dir(Kind::Redis)?;
+            let mut server = Server::start(&dir, Persistence::Aof)?;
+            let (mut conn, _) = server.wait_ready(&Row::key(0))?;
+            // The parent notices the BGSAVE child's exit in serverCron, `hz` times a second:
+            // at the default 10 that adds up to 100 ms to every measured BGSAVE; at 500, 2 ms.
+            conn.ok(&[b"CONFIG", b"SET", b"hz", b"500"])?;
+            Some((server, conn))
+        } else {
+            None
+        };
         for rep in 0..self.reps {
             progress(&format!("W5 rep {} snapshots", rep + 1));
             wait_for_idle_cpu(self.idle_wait);
@@ -378,6 +441,12 @@ impl Bench {
             std::fs::remove_file(&out)?;
             self.report
                 .add("W5", "snapshot, binary (s)", "SQLite", false, vac);
+            if let Some((_, conn)) = &mut redis {
+                wait_for_idle_cpu(self.idle_wait);
+                let secs = crate::redis::bgsave(conn)?;
+                self.report
+                    .add("W5", "snapshot, binary (s)", REDIS, false, secs);
+            }
             wait_for_idle_cpu(self.idle_wait);
             phantom.db.set_snapshot_format(Arc::new(CsvFormat));
             let t = Instant::now();
@@ -387,6 +456,15 @@ impl Bench {
                 .add("W5", "snapshot, CSV (s)", PHANTOM, false, csv);
         }
         self.skip_redis("W5", "snapshot, binary (s)");
+        if redis.is_some() {
+            self.report.notes.push(
+                "W5 Redis: BGSAVE (fork, write dump.rdb with fsync, rename) timed from the \
+                 command to `INFO persistence` showing it done (polled every ms; `hz 500` so the \
+                 server reaps the child within 2 ms), on a server holding the W3 data set; in the same repetition loop as PhantomDB and SQLite."
+                    .to_owned(),
+            );
+        }
+        drop(redis);
         let _ = sqlite.path();
         phantom.db.set_snapshot_format(Arc::new(BinaryFormat));
         let n = self.sizes.w5_writes;
@@ -445,7 +523,7 @@ impl Bench {
     /// W6: point lookups by primary key (random keys, same sequence for all) and full scans.
     pub(crate) fn w6(&mut self) -> Result<()> {
         let mut stores: Vec<(Kind, Box<dyn Store>)> = Vec::new();
-        for kind in Kind::ALL {
+        for kind in self.kinds.clone() {
             let dir = self.loaded_dir(kind)?;
             stores.push((kind, systems::open(kind, &dir)?));
         }
@@ -509,6 +587,22 @@ fn writer(p: &Phantom, next_id: &mut i64, n: usize) -> Result<Vec<f64>> {
     Ok(lat)
 }
 
+/// Starts redis-server on `dir` with `persistence`; returns (seconds from the spawn until the
+/// first lookup answered, the server's peak RSS in MiB). The server is killed on return.
+fn redis_open(dir: &Path, persistence: Persistence) -> Result<(f64, f64)> {
+    let t = Instant::now();
+    let mut server = Server::start(dir, persistence)?;
+    let (_, reply) = server.wait_ready(&Row::key(0))?;
+    let secs = t.elapsed().as_secs_f64();
+    match reply {
+        Reply::Bulk(Some(v)) if Row::decode(0, &v)? == Row::new(0) => {}
+        other => bail!("Redis ({persistence:?}) answered {other:?} for row 0 after loading"),
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rss = server.vmhwm_kib().unwrap_or(0) as f64 / 1024.0;
+    Ok((secs, rss))
+}
+
 /// Runs `phantom-bench --child open KIND DIR`; returns (seconds, peak RSS in MiB).
 fn child_open(kind: Kind, dir: &Path) -> Result<(f64, f64)> {
     let exe = std::env::current_exe()?;
@@ -542,9 +636,4 @@ pub(crate) fn child_open_main(kind: &str, dir: &Path) -> Result<String> {
     }
     let rss = crate::measure::vmhwm_kib().unwrap_or(0);
     Ok(serde_json::json!({ "seconds": secs, "vmhwm_kib": rss }).to_string())
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
