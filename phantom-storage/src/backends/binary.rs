@@ -19,7 +19,7 @@ use crate::error::{Error, Location, Result};
 use crate::format::{ImageKind, ImageMeta, StorageFormat};
 use crate::name::validate_name;
 use crate::schema::{Column, Schema};
-use crate::table::{RowId, Table};
+use crate::table::{Row, RowId, Table};
 use crate::value::Value;
 
 // Layout (all fixed-width integers little-endian, CRCs are CRC-32C):
@@ -432,7 +432,9 @@ struct Reader<'a> {
 /// checks.
 trait Sink {
     fn begin_table(&mut self, name: String, schema: Schema);
-    fn row(&mut self, id: RowId, values: Vec<Value>, at: u64) -> Result<()>;
+    /// One decoded row, in `values` (a scratch buffer the reader reuses: a sink takes the
+    /// values out or leaves them to be cleared).
+    fn row(&mut self, id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()>;
     fn end_table(&mut self, next_row_id: RowId, at: u64) -> Result<()>;
 }
 
@@ -442,19 +444,34 @@ struct CatalogSink {
     table: Option<Table>,
 }
 
-impl Sink for CatalogSink {
-    fn begin_table(&mut self, name: String, schema: Schema) {
-        self.table = Some(Table::new(name, schema));
+impl CatalogSink {
+    fn shared_row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
+        let table = self
+            .table
+            .as_mut()
+            .ok_or_else(|| malformed(at, "row outside a table"))?;
+        table.insert_row(id, row).map_err(|e| e.at(offset(at)))
     }
 
-    fn row(&mut self, id: RowId, values: Vec<Value>, at: u64) -> Result<()> {
+    /// A row the decoding thread has checked against the table's schema.
+    fn checked_row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
         let table = self
             .table
             .as_mut()
             .ok_or_else(|| malformed(at, "row outside a table"))?;
         table
-            .insert_with_id(id, values)
+            .insert_checked_row(id, row)
             .map_err(|e| e.at(offset(at)))
+    }
+}
+
+impl Sink for CatalogSink {
+    fn begin_table(&mut self, name: String, schema: Schema) {
+        self.table = Some(Table::new(name, schema));
+    }
+
+    fn row(&mut self, id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()> {
+        self.shared_row(id, values.drain(..).collect(), at)
     }
 
     fn end_table(&mut self, next_row_id: RowId, at: u64) -> Result<()> {
@@ -478,7 +495,12 @@ const PIPE_DEPTH: usize = 4;
 /// What the decoding thread sends the building thread, in file order.
 enum Event {
     Begin(String, Schema),
-    Rows(Vec<(RowId, Vec<Value>, u64)>),
+    /// Rows already checked against the schema and in their shared form: the decoding thread
+    /// reads every value while it is in its cache, and allocates the rows, so the builder
+    /// never frees memory the other thread's allocator arena owns (glibc serialises such
+    /// frees with that arena's allocations: measured, it made the pipeline slower than one
+    /// thread).
+    Rows(Vec<(RowId, Row, u64)>),
     End(RowId, u64),
 }
 
@@ -501,8 +523,8 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
                     match event {
                         Event::Begin(name, schema) => sink.begin_table(name, schema),
                         Event::Rows(rows) => {
-                            for (id, values, at) in rows {
-                                sink.row(id, values, at)?;
+                            for (id, row, at) in rows {
+                                sink.checked_row(id, row, at)?;
                             }
                         }
                         Event::End(next_row_id, at) => sink.end_table(next_row_id, at)?,
@@ -521,6 +543,7 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
         };
         let mut pipe = PipeSink {
             tx,
+            table: None,
             batch: Vec::with_capacity(PIPE_BATCH),
             closed: false,
         };
@@ -544,7 +567,9 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
 /// The decoding side of [`read_pipelined`]: batches rows and sends them on.
 struct PipeSink {
     tx: std::sync::mpsc::SyncSender<Event>,
-    batch: Vec<(RowId, Vec<Value>, u64)>,
+    /// The table whose rows are being decoded (rows are checked against it here).
+    table: Option<(String, Schema)>,
+    batch: Vec<(RowId, Row, u64)>,
     /// The builder stopped (it failed; its error is the one reported).
     closed: bool,
 }
@@ -570,12 +595,24 @@ impl PipeSink {
 
 impl Sink for PipeSink {
     fn begin_table(&mut self, name: String, schema: Schema) {
+        self.table = Some((name.clone(), schema.clone()));
         // A failed send is seen by the next `row` or `end_table`.
         let _ = self.send(Event::Begin(name, schema));
     }
 
-    fn row(&mut self, id: RowId, values: Vec<Value>, at: u64) -> Result<()> {
-        self.batch.push((id, values, at));
+    fn row(&mut self, id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()> {
+        let (name, schema) = self
+            .table
+            .as_ref()
+            .ok_or_else(|| malformed(at, "row outside a table"))?;
+        if let Err(e) = schema.check_row(name, values) {
+            // Rows before this one may hold an earlier error (a duplicate key): the builder
+            // must see them first, and its error wins (see `read_pipelined`).
+            self.flush()?;
+            return Err(e.at(offset(at)));
+        }
+        // One allocation, exactly sized (a drain is a trusted-length iterator).
+        self.batch.push((id, values.drain(..).collect(), at));
         if self.batch.len() >= PIPE_BATCH {
             self.flush()?;
         }
@@ -598,14 +635,12 @@ impl Sink for ScanSink {
         self.table = Some((name, schema));
     }
 
-    fn row(&mut self, _id: RowId, values: Vec<Value>, at: u64) -> Result<()> {
+    fn row(&mut self, _id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()> {
         let (name, schema) = self
             .table
             .as_ref()
             .ok_or_else(|| malformed(at, "row outside a table"))?;
-        schema
-            .check_row(name, &values)
-            .map_err(|e| e.at(offset(at)))
+        schema.check_row(name, values).map_err(|e| e.at(offset(at)))
     }
 
     fn end_table(&mut self, _next_row_id: RowId, _at: u64) -> Result<()> {
@@ -929,9 +964,11 @@ fn rows_block(
         return Err(malformed(block_at, "rows block without a row count"));
     };
     let count = u32::from_le_bytes(*count);
+    let mut values = Vec::new();
     for _ in 0..count {
         let row_at = payload_at + len_u64(payload.len() - rest.len());
-        let ((id, values), tail) = decode_row(rest)
+        values.clear();
+        let (id, tail) = decode_row_into(rest, &mut values)
             .map_err(|reason| malformed(row_at, format!("row does not decode: {reason}")))?;
         rest = tail;
         table.rows += 1;
@@ -945,7 +982,7 @@ fn rows_block(
             ));
         }
         table.min_next_row_id = table.min_next_row_id.max(id.saturating_add(1));
-        sink.row(id, values, row_at)?;
+        sink.row(id, &mut values, row_at)?;
     }
     if !rest.is_empty() {
         return Err(malformed(
@@ -1031,6 +1068,7 @@ fn encode_row(id: RowId, values: &[Value], buf: &mut Vec<u8>) {
 type DecodeResult<T> = std::result::Result<T, &'static str>;
 
 /// A row as stored: its id and its values.
+#[cfg(test)]
 type DecodedRow = (RowId, Vec<Value>);
 
 /// A read position in a block's payload.
@@ -1137,7 +1175,19 @@ impl<'a> Cursor<'a> {
 
 /// Decodes one postcard `(RowId, Vec<Value>)` from the front of `bytes`; returns it and the
 /// bytes after it.
+#[cfg(test)]
 fn decode_row(bytes: &[u8]) -> DecodeResult<(DecodedRow, &[u8])> {
+    let mut values = Vec::new();
+    let (id, rest) = decode_row_into(bytes, &mut values)?;
+    Ok(((id, values), rest))
+}
+
+/// Decodes one row, appending its values to `values` (a buffer reused across rows, so the
+/// reader allocates nothing per row here); returns the row id and the bytes after the row.
+fn decode_row_into<'a>(
+    bytes: &'a [u8],
+    values: &mut Vec<Value>,
+) -> DecodeResult<(RowId, &'a [u8])> {
     let mut c = Cursor { bytes };
     let id = c.varint_u64()?;
     let n = usize::try_from(c.varint_u64()?).map_err(|_| "too many values")?;
@@ -1146,11 +1196,11 @@ fn decode_row(bytes: &[u8]) -> DecodeResult<(DecodedRow, &[u8])> {
     if n > c.bytes.len() {
         return Err("the block ends inside a row");
     }
-    let mut values = Vec::with_capacity(n);
+    values.reserve(n);
     for _ in 0..n {
         values.push(c.value()?);
     }
-    Ok(((id, values), c.bytes))
+    Ok((id, c.bytes))
 }
 
 /// Copies a slice of exactly `N` bytes into an array for `from_le_bytes`. Callers slice with
