@@ -106,12 +106,29 @@ impl Phantom {
     /// Like [`Phantom::open`]; `preallocate` extends each WAL segment up front
     /// (`WalOptions::preallocate`, on by default).
     pub(crate) fn open_with(dir: &Path, preallocate: bool) -> Result<Phantom> {
-        let log = WalFactory {
-            options: WalOptions {
+        Phantom::open_options(
+            dir,
+            WalOptions {
                 preallocate,
                 ..WalOptions::default()
             },
-        };
+        )
+    }
+
+    /// Like [`Phantom::open`] with `SyncMode::Never`: for writing a data set quickly whose
+    /// log is then opened with the defaults (the log's bytes do not depend on the sync mode).
+    pub(crate) fn open_unsynced(dir: &Path) -> Result<Phantom> {
+        Phantom::open_options(
+            dir,
+            WalOptions {
+                sync_mode: phantom_wal::SyncMode::Never,
+                ..WalOptions::default()
+            },
+        )
+    }
+
+    fn open_options(dir: &Path, options: WalOptions) -> Result<Phantom> {
+        let log = WalFactory { options };
         let db = Database::builder()
             .data_dir(dir.join("phantom"))
             .log_factory(Arc::new(log))
@@ -146,7 +163,7 @@ fn literals(r: &Row) -> [(&'static str, Literal); 4] {
 
 /// A row as values in schema order (the strings copied: `rows` is borrowed, as the peers'
 /// encoders copy it into their own buffers).
-fn values(r: &Row) -> Vec<Value> {
+pub(crate) fn values(r: &Row) -> Vec<Value> {
     vec![
         Value::Int(r.id),
         Value::String(r.name.clone()),
