@@ -30,16 +30,16 @@ use crate::value::Value;
 const CAP: usize = 64;
 
 #[derive(Clone, Debug)]
-enum Node {
-    Leaf(Vec<(Value, RowId)>),
+enum Node<K> {
+    Leaf(Vec<(K, RowId)>),
     Inner {
-        seps: Vec<Value>,
-        children: Vec<Arc<Node>>,
+        seps: Vec<K>,
+        children: Vec<Arc<Node<K>>>,
     },
 }
 
 /// Which child of an inner node covers `key`.
-fn child_for(seps: &[Value], key: &Value) -> usize {
+fn child_for<K: Ord>(seps: &[K], key: &K) -> usize {
     match seps.last() {
         // The append fast path: one comparison instead of a binary search.
         Some(last) if last <= key => seps.len(),
@@ -47,20 +47,61 @@ fn child_for(seps: &[Value], key: &Value) -> usize {
     }
 }
 
-/// A persistent map from primary key to row id.
+/// The primary-key index of a table: integer keys (the common case) in a B+tree of `i64`
+/// (16 bytes an entry, and integer comparisons), every other key in a B+tree of [`Value`]
+/// (40 bytes an entry). A key lives in exactly one of the two, chosen by its variant, and the
+/// index only answers equality lookups, so the split is invisible to callers.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct KeyIndex {
-    root: Option<Arc<Node>>,
+pub(crate) struct PrimaryIndex {
+    ints: KeyIndex<i64>,
+    others: KeyIndex<Value>,
+}
+
+impl PrimaryIndex {
+    pub(crate) fn get(&self, key: &Value) -> Option<RowId> {
+        match key {
+            Value::Int(i) => self.ints.get(i),
+            other => self.others.get(other),
+        }
+    }
+
+    /// Files `id` under `key`; if the key is taken, returns its row id and changes nothing.
+    pub(crate) fn insert(&mut self, key: &Value, id: RowId) -> Result<(), RowId> {
+        match key {
+            Value::Int(i) => self.ints.insert(*i, id),
+            other => self.others.insert(other.clone(), id),
+        }
+    }
+
+    /// Removes `key` and returns its row id.
+    pub(crate) fn remove(&mut self, key: &Value) -> Option<RowId> {
+        match key {
+            Value::Int(i) => self.ints.remove(i),
+            other => self.others.remove(other),
+        }
+    }
+}
+
+/// A persistent map from key to row id.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyIndex<K> {
+    root: Option<Arc<Node<K>>>,
     len: usize,
 }
 
-impl KeyIndex {
+impl<K> Default for KeyIndex<K> {
+    fn default() -> Self {
+        KeyIndex { root: None, len: 0 }
+    }
+}
+
+impl<K: Ord + Clone> KeyIndex<K> {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn get(&self, key: &Value) -> Option<RowId> {
+    pub(crate) fn get(&self, key: &K) -> Option<RowId> {
         let mut node = self.root.as_deref()?;
         loop {
             match node {
@@ -76,7 +117,7 @@ impl KeyIndex {
     }
 
     /// Files `id` under `key`; if the key is taken, returns its row id and changes nothing.
-    pub(crate) fn insert(&mut self, key: Value, id: RowId) -> Result<(), RowId> {
+    pub(crate) fn insert(&mut self, key: K, id: RowId) -> Result<(), RowId> {
         let Some(root) = self.root.as_mut() else {
             let mut entries = Vec::with_capacity(CAP + 1);
             entries.push((key, id));
@@ -99,7 +140,7 @@ impl KeyIndex {
     }
 
     /// Removes `key` and returns its row id.
-    pub(crate) fn remove(&mut self, key: &Value) -> Option<RowId> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<RowId> {
         self.get(key)?;
         let root = self.root.as_mut()?;
         let (removed, empty) = remove_in(Arc::make_mut(root), key);
@@ -122,10 +163,10 @@ impl KeyIndex {
     }
 }
 
-type Split = Option<(Value, Arc<Node>)>;
+type Split<K> = Option<(K, Arc<Node<K>>)>;
 
 /// Inserts below `node`; on overflow returns the separator and the new right sibling.
-fn insert_in(node: &mut Node, key: Value, id: RowId) -> Result<Split, RowId> {
+fn insert_in<K: Ord + Clone>(node: &mut Node<K>, key: K, id: RowId) -> Result<Split<K>, RowId> {
     match node {
         Node::Leaf(entries) => {
             let pos = match entries.last().map(|(k, _)| k.cmp(&key)) {
@@ -171,7 +212,7 @@ fn insert_in(node: &mut Node, key: Value, id: RowId) -> Result<Split, RowId> {
                 (up, Vec::with_capacity(CAP), rc)
             } else {
                 let mid = seps.len() / 2;
-                let right_seps: Vec<Value> = seps.drain(mid + 1..).collect();
+                let right_seps: Vec<K> = seps.drain(mid + 1..).collect();
                 let up = seps.pop();
                 let mut rc = Vec::with_capacity(CAP + 1);
                 rc.extend(children.drain(mid + 1..));
@@ -198,7 +239,7 @@ fn insert_in(node: &mut Node, key: Value, id: RowId) -> Result<Split, RowId> {
 }
 
 /// Removes `key` below `node`; returns its id and whether `node` is now empty.
-fn remove_in(node: &mut Node, key: &Value) -> (Option<RowId>, bool) {
+fn remove_in<K: Ord + Clone>(node: &mut Node<K>, key: &K) -> (Option<RowId>, bool) {
     match node {
         Node::Leaf(entries) => {
             let removed = match entries.binary_search_by(|(k, _)| k.cmp(key)) {
@@ -234,7 +275,12 @@ mod tests {
 
     /// Checks the layout of the module docs below `node` (keys within `lo..hi`); returns the
     /// entries in order.
-    fn check(node: &Node, lo: Option<&Value>, hi: Option<&Value>, out: &mut Vec<(Value, RowId)>) {
+    fn check(
+        node: &Node<Value>,
+        lo: Option<&Value>,
+        hi: Option<&Value>,
+        out: &mut Vec<(Value, RowId)>,
+    ) {
         let within = |k: &Value| lo.is_none_or(|lo| k >= lo) && hi.is_none_or(|hi| k < hi);
         match node {
             Node::Leaf(entries) => {
@@ -256,7 +302,7 @@ mod tests {
         }
     }
 
-    fn entries(index: &KeyIndex) -> Vec<(Value, RowId)> {
+    fn entries(index: &KeyIndex<Value>) -> Vec<(Value, RowId)> {
         let mut out = Vec::new();
         if let Some(root) = index.root.as_deref() {
             check(root, None, None, &mut out);
@@ -287,7 +333,7 @@ mod tests {
         /// keys mixed; clones taken along the way never change.
         #[test]
         fn behaves_like_a_btreemap_and_clones_are_frozen(ops in proptest::collection::vec(op(), 0..600)) {
-            let mut index = KeyIndex::default();
+            let mut index: KeyIndex<Value> = KeyIndex::default();
             let mut model: BTreeMap<Value, RowId> = BTreeMap::new();
             let mut frozen = Vec::new();
             let mut next = 1000i64;
@@ -324,12 +370,12 @@ mod tests {
 
     #[test]
     fn appended_keys_fill_their_leaves() {
-        let mut index = KeyIndex::default();
+        let mut index: KeyIndex<Value> = KeyIndex::default();
         for k in 0..(CAP * CAP * 2) as i64 {
             index.insert(Value::Int(k), k as RowId).expect("new key");
         }
         let mut leaves = Vec::new();
-        fn walk(node: &Node, out: &mut Vec<usize>) {
+        fn walk(node: &Node<Value>, out: &mut Vec<usize>) {
             match node {
                 Node::Leaf(e) => out.push(e.len()),
                 Node::Inner { children, .. } => children.iter().for_each(|c| walk(c, out)),
@@ -343,7 +389,7 @@ mod tests {
 
     #[test]
     fn removing_every_key_empties_the_tree() {
-        let mut index = KeyIndex::default();
+        let mut index: KeyIndex<Value> = KeyIndex::default();
         for k in 0..5_000i64 {
             index
                 .insert(Value::Int((k * 7919) % 5_000), k as RowId)
@@ -357,5 +403,30 @@ mod tests {
         }
         assert!(index.root.is_none());
         assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn primary_index_keeps_every_kind_of_key_apart() {
+        let mut index = PrimaryIndex::default();
+        let keys = [
+            Value::Int(1),
+            Value::Float(1.0),
+            Value::from("1"),
+            Value::Bool(true),
+            Value::Int(-7),
+        ];
+        for (id, key) in keys.iter().enumerate() {
+            assert_eq!(index.insert(key, id as RowId), Ok(()));
+        }
+        for (id, key) in keys.iter().enumerate() {
+            assert_eq!(index.get(key), Some(id as RowId));
+            assert_eq!(index.insert(key, 99), Err(id as RowId));
+        }
+        assert_eq!(index.ints.len(), 2);
+        assert_eq!(index.others.len(), 3);
+        assert_eq!(index.remove(&Value::Int(1)), Some(0));
+        assert_eq!(index.get(&Value::Int(1)), None);
+        assert_eq!(index.get(&Value::Float(1.0)), Some(1));
+        assert_eq!(index.remove(&Value::Int(1)), None);
     }
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::keyindex::KeyIndex;
+use crate::keyindex::PrimaryIndex;
 use crate::rowmap::RowMap;
 use crate::schema::Schema;
 use crate::value::Value;
@@ -31,7 +31,7 @@ pub struct Table {
     name: String,
     schema: Arc<Schema>,
     rows: RowMap,
-    pk_index: KeyIndex,
+    pk_index: PrimaryIndex,
     next_row_id: RowId,
 }
 
@@ -42,7 +42,7 @@ impl Table {
             name: name.into(),
             schema: Arc::new(schema),
             rows: RowMap::default(),
-            pk_index: KeyIndex::default(),
+            pk_index: PrimaryIndex::default(),
             next_row_id: 1,
         }
     }
@@ -123,14 +123,13 @@ impl Table {
         // a clash, instead of a lookup followed by an insert.
         let pk = self.schema.primary_key();
         if let Some(pk) = pk
-            && self.pk_index.insert(values[pk].clone(), id).is_err()
+            && self.pk_index.insert(&values[pk], id).is_err()
         {
             return Err(self.duplicate_key(pk, &values[pk]));
         }
-        let key = pk.map(|pk| values[pk].clone());
-        if self.rows.insert_new(id, values).is_err() {
-            if let Some(key) = key {
-                self.pk_index.remove(&key);
+        if let Err(values) = self.rows.insert_new(id, values) {
+            if let Some(pk) = pk {
+                self.pk_index.remove(&values[pk]);
             }
             return Err(Error::RowIdInUse {
                 table: self.name.clone(),
@@ -159,7 +158,7 @@ impl Table {
             && old[pk] != values[pk]
         {
             let old_key = old[pk].clone();
-            if self.pk_index.insert(values[pk].clone(), id).is_err() {
+            if self.pk_index.insert(&values[pk], id).is_err() {
                 return Err(self.duplicate_key(pk, &values[pk]));
             }
             self.pk_index.remove(&old_key);
