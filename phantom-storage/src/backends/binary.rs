@@ -486,10 +486,12 @@ impl Sink for CatalogSink {
     }
 }
 
-/// Rows handed from the decoding thread to the building thread at a time.
-const PIPE_BATCH: usize = 1024;
-/// Batches in flight between the two threads (bounds the memory of the pipeline:
-/// `PIPE_DEPTH * PIPE_BATCH` decoded rows, about 1.5 MiB for rows of the bench shape).
+/// Rows handed from the decoding thread to the building thread at a time. Each hand-off may
+/// wake a sleeping thread, which costs tens of µs on a VM: 1,024-row batches measured
+/// 148–167 ms for 1M rows, 4,096-row batches 143 ms (`docs/performance.md`).
+const PIPE_BATCH: usize = 4096;
+/// Batches in flight between the two threads. The rows in flight are the catalog's own rows
+/// on their way to it; what the pipeline adds is the batch vectors (24 bytes a row).
 const PIPE_DEPTH: usize = 4;
 
 /// What the decoding thread sends the building thread, in file order.
