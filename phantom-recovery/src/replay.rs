@@ -80,18 +80,15 @@ where
                 let mut batch = Vec::new();
                 let mut rows = 0;
                 for record in records {
+                    // An error ends the stream: it goes out with the records before it.
                     let stop = record.is_err();
                     rows += weight(&record);
                     batch.push(record);
-                    if (rows >= PIPE_BATCH_ROWS || stop)
-                        && tx.send(std::mem::take(&mut batch)).is_err()
-                    {
-                        return; // the applier failed; its error is the one reported
-                    }
-                    if stop {
-                        return;
-                    }
-                    if batch.is_empty() {
+                    if rows >= PIPE_BATCH_ROWS || stop {
+                        // A failed send means the applier failed; its error is the one reported.
+                        if tx.send(std::mem::take(&mut batch)).is_err() || stop {
+                            return;
+                        }
                         rows = 0;
                     }
                 }
@@ -126,36 +123,34 @@ fn apply_record(
     stats: &mut ReplayStats,
     record: Record,
 ) -> Result<()> {
-    {
-        if record.lsn <= stats.last_lsn {
-            stats.skipped += 1;
-            return Ok(());
-        }
-        if record.lsn != stats.last_lsn + 1 {
-            return Err(Error::LogGap {
-                log: std::path::PathBuf::new(),
-                image_lsn,
-                expected: stats.last_lsn + 1,
-                found: record.lsn,
-            });
-        }
-        stats.dropped = false;
-        let lsn = record.lsn;
-        match record.entry {
-            LogEntry::Batch(mutations) => {
-                for m in mutations {
-                    catalog
-                        .apply_owned(m)
-                        .map_err(|source| Error::BadRecord { lsn, source })?;
-                }
-            }
-            LogEntry::DropDatabase => stats.dropped = true,
-            LogEntry::CreateDatabase => *catalog = Catalog::new(),
-            _ => {}
-        }
-        stats.records += 1;
-        stats.last_lsn = lsn;
+    if record.lsn <= stats.last_lsn {
+        stats.skipped += 1;
+        return Ok(());
     }
+    if record.lsn != stats.last_lsn + 1 {
+        return Err(Error::LogGap {
+            log: std::path::PathBuf::new(),
+            image_lsn,
+            expected: stats.last_lsn + 1,
+            found: record.lsn,
+        });
+    }
+    stats.dropped = false;
+    let lsn = record.lsn;
+    match record.entry {
+        LogEntry::Batch(mutations) => {
+            for m in mutations {
+                catalog
+                    .apply_owned(m)
+                    .map_err(|source| Error::BadRecord { lsn, source })?;
+            }
+        }
+        LogEntry::DropDatabase => stats.dropped = true,
+        LogEntry::CreateDatabase => *catalog = Catalog::new(),
+        _ => {}
+    }
+    stats.records += 1;
+    stats.last_lsn = lsn;
     Ok(())
 }
 
