@@ -445,21 +445,16 @@ struct CatalogSink {
 }
 
 impl CatalogSink {
-    fn shared_row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
-        let table = self
-            .table
+    /// The table being built (a row at `at` needs one).
+    fn table_at(&mut self, at: u64) -> Result<&mut Table> {
+        self.table
             .as_mut()
-            .ok_or_else(|| malformed(at, "row outside a table"))?;
-        table.insert_row(id, row).map_err(|e| e.at(offset(at)))
+            .ok_or_else(|| malformed(at, "row outside a table"))
     }
 
     /// A row the decoding thread has checked against the table's schema.
     fn checked_row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
-        let table = self
-            .table
-            .as_mut()
-            .ok_or_else(|| malformed(at, "row outside a table"))?;
-        table
+        self.table_at(at)?
             .insert_checked_row(id, row)
             .map_err(|e| e.at(offset(at)))
     }
@@ -471,7 +466,9 @@ impl Sink for CatalogSink {
     }
 
     fn row(&mut self, id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()> {
-        self.shared_row(id, values.drain(..).collect(), at)
+        self.table_at(at)?
+            .insert_row(id, values.drain(..).collect())
+            .map_err(|e| e.at(offset(at)))
     }
 
     fn end_table(&mut self, next_row_id: RowId, at: u64) -> Result<()> {
@@ -545,7 +542,7 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
         };
         let mut pipe = PipeSink {
             tx,
-            table: None,
+            check: ScanSink::default(),
             batch: Vec::with_capacity(PIPE_BATCH),
             closed: false,
         };
@@ -569,8 +566,8 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
 /// The decoding side of [`read_pipelined`]: batches rows and sends them on.
 struct PipeSink {
     tx: std::sync::mpsc::SyncSender<Event>,
-    /// The table whose rows are being decoded (rows are checked against it here).
-    table: Option<(String, Schema)>,
+    /// Checks each row against its table's schema here, as `scan` does.
+    check: ScanSink,
     batch: Vec<(RowId, Row, u64)>,
     /// The builder stopped (it failed; its error is the one reported).
     closed: bool,
@@ -597,21 +594,17 @@ impl PipeSink {
 
 impl Sink for PipeSink {
     fn begin_table(&mut self, name: String, schema: Schema) {
-        self.table = Some((name.clone(), schema.clone()));
+        self.check.begin_table(name.clone(), schema.clone());
         // A failed send is seen by the next `row` or `end_table`.
         let _ = self.send(Event::Begin(name, schema));
     }
 
     fn row(&mut self, id: RowId, values: &mut Vec<Value>, at: u64) -> Result<()> {
-        let (name, schema) = self
-            .table
-            .as_ref()
-            .ok_or_else(|| malformed(at, "row outside a table"))?;
-        if let Err(e) = schema.check_row(name, values) {
+        if let Err(e) = self.check.row(id, values, at) {
             // Rows before this one may hold an earlier error (a duplicate key): the builder
             // must see them first, and its error wins (see `read_pipelined`).
             self.flush()?;
-            return Err(e.at(offset(at)));
+            return Err(e);
         }
         // One allocation, exactly sized (a drain is a trusted-length iterator).
         self.batch.push((id, values.drain(..).collect(), at));
@@ -622,6 +615,7 @@ impl Sink for PipeSink {
     }
 
     fn end_table(&mut self, next_row_id: RowId, at: u64) -> Result<()> {
+        self.check.end_table(next_row_id, at)?;
         self.flush()?;
         self.send(Event::End(next_row_id, at))
     }
