@@ -509,24 +509,19 @@ impl Database {
                 });
             }
         });
-        // Errors name real files: the oldest segment present for a gap at the start, the
-        // newest for a log that ends too early (after truncation `<db>.log` may be gone).
-        let segments = phantom_wal::segment_files(&**fs, dir, name).unwrap_or_default();
-        let log_file = segments
-            .first()
-            .cloned()
-            .unwrap_or_else(|| dir.join(phantom_wal::segment_file_name(name, 1)));
-        let last_log_file = segments.last().cloned().unwrap_or_else(|| log_file.clone());
+        // Errors name real files: the oldest segment present for a gap, the newest for a log
+        // that ends too early (listed only when there is an error to report).
+        let log_file = |newest| phantom_wal::segment_file_for_error(&**fs, dir, name, newest);
         // Reading and decoding the log overlap with applying it (a second thread).
         let stats = replay_pipelined(&mut catalog, image.lsn, records)
-            .map_err(|e| e.with_log(&log_file))?;
+            .map_err(|e| e.with_log(log_file(false)))?;
         // The log may claim more than replay reached: a segment that starts after the recovery
         // point with nothing before it (records in between are missing). Appending would then
         // acknowledge commits that no later open can reach: refuse now. (Found by fuzzing.)
         let log_last = opened.sink.last_lsn();
         if log_last > stats.last_lsn {
             return Err(phantom_recovery::Error::LogGap {
-                log: log_file,
+                log: log_file(false),
                 image_lsn: image.lsn,
                 expected: stats.last_lsn + 1,
                 found: log_last + 1,
@@ -548,7 +543,7 @@ impl Database {
             let log_lsn = opened.sink.last_lsn();
             if self.shared.mode != RecoveryMode::Salvage {
                 return Err(phantom_recovery::Error::LogBehindImage {
-                    log: last_log_file,
+                    log: log_file(true),
                     log_lsn,
                     image: image.source.clone().unwrap_or_default(),
                     image_lsn: image.lsn,

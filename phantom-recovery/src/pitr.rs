@@ -64,18 +64,15 @@ pub fn restore(
     };
     let image = load_image(&**fs, dir, db, store, extra, &accept, false)?;
     let mut catalog = image.catalog;
-    // Errors name the oldest segment present (after truncation `<db>.log` may be gone).
-    let log_file = phantom_wal::segment_files(&**fs, dir, db)
-        .ok()
-        .and_then(|s| s.into_iter().next())
-        .unwrap_or_else(|| dir.join(phantom_wal::segment_file_name(db, 1)));
+    // Errors name the oldest segment present (listed only when there is an error to report).
+    let log_file = || phantom_wal::segment_file_for_error(&**fs, dir, db, false);
     let mut reader = WalReader::open(Arc::clone(fs), dir, db, image.lsn + 1)?.peekable();
     // The log must continue right after the image, whatever the target.
     if let Some(Ok(first)) = reader.peek()
         && first.lsn > image.lsn + 1
     {
         return Err(Error::LogGap {
-            log: log_file,
+            log: log_file(),
             image_lsn: image.lsn,
             expected: image.lsn + 1,
             found: first.lsn,
@@ -87,7 +84,7 @@ pub fn restore(
         (Ok(_), Target::End) | (Err(_), _) => true,
     });
     let stats =
-        replay_pipelined(&mut catalog, image.lsn, records).map_err(|e| e.with_log(&log_file))?;
+        replay_pipelined(&mut catalog, image.lsn, records).map_err(|e| e.with_log(log_file()))?;
     if let Target::Lsn(lsn) = target
         && stats.last_lsn < lsn
     {

@@ -437,7 +437,6 @@ pub(crate) fn parse_segment_number(name: &str, file: &str) -> Option<u64> {
     (n >= 2).then_some(n)
 }
 
-/// The segments of log `name` in `dir`, sorted by number.
 /// The segment files of log `name` in `dir`, oldest first (empty when there is no log). Fails
 /// on a missing segment between two present ones, naming the file after the hole.
 pub fn segment_files(
@@ -451,6 +450,22 @@ pub fn segment_files(
         .collect())
 }
 
+/// The file an error about log `name` should name: its oldest (`newest == false`) or newest
+/// segment present, or `<name>.log` when none can be listed (after truncation or a
+/// roll-over, `<name>.log` itself may be gone). Lists the directory: for error paths.
+pub fn segment_file_for_error(
+    fs: &dyn phantom_storage::FileSystem,
+    dir: &Path,
+    name: &str,
+    newest: bool,
+) -> PathBuf {
+    let files = segment_files(fs, dir, name).unwrap_or_default();
+    let file = if newest { files.last() } else { files.first() };
+    file.cloned()
+        .unwrap_or_else(|| dir.join(segment_file_name(name, 1)))
+}
+
+/// The segments of log `name` in `dir`, sorted by number.
 pub(crate) fn list_segments(
     fs: &dyn phantom_storage::FileSystem,
     dir: &Path,

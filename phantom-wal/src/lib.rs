@@ -47,7 +47,7 @@ pub use entry::{LogEntry, Lsn, Record, format_record_text, record_text_lines};
 pub use error::{Error, Result};
 pub use layout::{
     FormatVersion, MAGIC, MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
-    ZERO_CHECK_WINDOW, segment_file_name, segment_files,
+    ZERO_CHECK_WINDOW, segment_file_for_error, segment_file_name, segment_files,
 };
 pub use reader::{ReadStatus, TornTail, WalReader};
 pub use sink::{LogSink, LogStats, SyncMode};
