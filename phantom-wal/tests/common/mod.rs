@@ -151,6 +151,31 @@ impl FileSystem for FailingFs {
     }
 }
 
+/// The directory operations of a test `FileSystem` that only wraps files: straight to
+/// [`StdFs`].
+macro_rules! std_fs_directory_ops {
+    () => {
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            StdFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            StdFs.remove_file(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            StdFs.create_dir_all(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            StdFs.sync_dir(path)
+        }
+        fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+            StdFs.list_dir(path)
+        }
+        fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
+            StdFs.file_len(path)
+        }
+    };
+}
+
 /// The real file system, counting the bytes read through it.
 #[derive(Debug, Clone, Default)]
 pub struct CountingFs {
@@ -205,24 +230,7 @@ impl FileSystem for CountingFs {
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
         StdFs.open_write(path)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        StdFs.list_dir(path)
-    }
-    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
-        StdFs.file_len(path)
-    }
+    std_fs_directory_ops!();
 }
 
 /// The real file system, recording the most bytes any file had written but not synced.
@@ -296,24 +304,7 @@ impl FileSystem for SyncTrackingFs {
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
         Ok(self.track(StdFs.open_write(path)?))
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        StdFs.list_dir(path)
-    }
-    fn file_len(&self, path: &Path) -> io::Result<Option<u64>> {
-        StdFs.file_len(path)
-    }
+    std_fs_directory_ops!();
 }
 
 // Keep the imports used by every test crate that includes this module.
