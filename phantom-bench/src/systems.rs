@@ -166,14 +166,14 @@ fn literals(r: &Row) -> [(&'static str, Literal); 4] {
 pub(crate) fn values(r: &Row) -> Vec<Value> {
     vec![
         Value::Int(r.id),
-        Value::String(r.name.clone()),
-        Value::String(r.email.clone()),
+        Value::from(r.name.as_str()),
+        Value::from(r.email.as_str()),
         Value::Float(r.score),
     ]
 }
 
-/// Moves a returned row into a [`Row`] (no copy: `select` already returned owned values,
-/// as the peers' decoders do).
+/// Moves a returned row into a [`Row`] (`select` already returned owned values; short strings
+/// are inline in them, so making `String`s allocates, as the peers' decoders do).
 fn phantom_row(values: Vec<Value>) -> Result<Row> {
     let mut it = values.into_iter();
     match (it.next(), it.next(), it.next(), it.next(), it.next()) {
@@ -185,8 +185,8 @@ fn phantom_row(values: Vec<Value>) -> Result<Row> {
             None,
         ) => Ok(Row {
             id,
-            name,
-            email,
+            name: name.into_string(),
+            email: email.into_string(),
             score,
         }),
         other => bail!("unexpected PhantomDB row {other:?}"),

@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn csv_keeps_null_and_empty_string_apart_and_quotes_what_needs_it() {
         let r = rows(vec![
-            vec![Value::Null, Value::String(String::new())],
+            vec![Value::Null, Value::String("".into())],
             vec![Value::String("x, \"y\"\nz".into()), Value::Int(-3)],
         ]);
         let mut out = Vec::new();

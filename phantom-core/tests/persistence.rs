@@ -485,7 +485,7 @@ fn positional_bulk_inserts_are_atomic_typed_and_survive_a_reopen() {
             .insert_values(
                 "d",
                 "t",
-                (1..=100).map(|i| vec![Value::Int(i), Value::String(format!("v{i}"))]),
+                (1..=100).map(|i| vec![Value::Int(i), Value::from(format!("v{i}"))]),
             )
             .unwrap();
         assert_eq!(ids, (1..=100).collect::<Vec<_>>());

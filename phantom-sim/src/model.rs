@@ -127,7 +127,7 @@ fn random_value(rng: &mut StdRng, ty: ColumnType) -> Value {
             if rng.random_bool(0.3) {
                 s.push_str(&"x".repeat(rng.random_range(0..300)));
             }
-            Value::String(s)
+            Value::String(s.into())
         }
     }
 }

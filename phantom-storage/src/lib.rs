@@ -40,6 +40,9 @@ pub mod backends;
 
 pub use backends::{BinaryFormat, CsvFormat};
 pub use catalog::{Catalog, Mutation};
+/// The string type of [`Value::String`] (from the `compact_str` crate): strings of up to 24
+/// bytes are stored inline, without an allocation of their own.
+pub use compact_str::CompactString;
 pub use error::{Error, Location, Result};
 pub use format::{ImageKind, ImageMeta, StorageFormat};
 pub use fs::{

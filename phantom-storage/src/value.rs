@@ -17,6 +17,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -39,8 +40,9 @@ pub enum Value {
     Int(i64),
     /// A 64-bit float.
     Float(f64),
-    /// UTF-8 text (may be empty: the empty string is not NULL).
-    String(String),
+    /// UTF-8 text (may be empty: the empty string is not NULL). Up to 24 bytes are held inline
+    /// (no allocation); build one with `Value::from("text")` or `Value::String("text".into())`.
+    String(CompactString),
     /// A boolean.
     Bool(bool),
     /// A calendar date (serialized as days since 0001-01-01, CE).
@@ -91,7 +93,7 @@ impl Value {
             reason,
         };
         Ok(match ty {
-            ColumnType::String => Value::String(text.to_owned()),
+            ColumnType::String => Value::String(text.into()),
             ColumnType::Int => {
                 let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -147,7 +149,7 @@ impl Value {
             Value::Null => return None,
             Value::Int(i) => i.to_string(),
             Value::Float(f) => float_text(*f),
-            Value::String(s) => s.clone(),
+            Value::String(s) => s.as_str().to_owned(),
             Value::Bool(b) => b.to_string(),
             Value::Date(d) => d.format(DATE_FMT).to_string(),
             Value::Time(t) => t.format(TIME_FMT).to_string(),
@@ -277,11 +279,16 @@ impl From<bool> for Value {
 }
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::String(v.to_owned())
+        Value::String(v.into())
     }
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
+        Value::String(v.into())
+    }
+}
+impl From<CompactString> for Value {
+    fn from(v: CompactString) -> Self {
         Value::String(v)
     }
 }
@@ -389,10 +396,10 @@ mod tests {
 
     #[test]
     fn empty_string_is_not_null() {
-        assert_ne!(Value::String(String::new()), Value::Null);
+        assert_ne!(Value::String(CompactString::default()), Value::Null);
         assert_eq!(
             Value::parse(ColumnType::String, "").ok(),
-            Some(Value::String(String::new()))
+            Some(Value::String(CompactString::default()))
         );
     }
 }

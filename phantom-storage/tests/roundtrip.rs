@@ -158,7 +158,7 @@ fn value(ty: ColumnType, not_null: bool) -> BoxedStrategy<Value> {
     let non_null: BoxedStrategy<Value> = match ty {
         ColumnType::Int => int_value().prop_map(Value::Int).boxed(),
         ColumnType::Float => float_value().prop_map(Value::Float).boxed(),
-        ColumnType::String => string_value().prop_map(Value::String).boxed(),
+        ColumnType::String => string_value().prop_map(Value::from).boxed(),
         ColumnType::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         ColumnType::Date => date_value().prop_map(Value::Date).boxed(),
         ColumnType::Time => time_value().prop_map(Value::Time).boxed(),

@@ -20,7 +20,7 @@ fn row_batch(rows: u64) -> LogEntry {
                     i,
                     vec![
                         Value::Int(i as i64),
-                        Value::String(format!("user {i}")),
+                        Value::from(format!("user {i}")),
                         Value::Float(i as f64 * 0.5),
                     ]
                     .into(),

@@ -1144,7 +1144,7 @@ impl<'a> Cursor<'a> {
             3 => {
                 let len = usize::try_from(self.varint_u64()?).map_err(|_| "string too long")?;
                 let text = std::str::from_utf8(self.take(len)?).map_err(|_| "string not UTF-8")?;
-                Value::String(text.to_owned())
+                Value::String(text.into())
             }
             4 => Value::Bool(match self.byte()? {
                 0 => false,
@@ -1217,7 +1217,7 @@ mod tests {
             Just(Value::Null),
             any::<i64>().prop_map(Value::Int),
             any::<f64>().prop_map(Value::Float),
-            any::<String>().prop_map(Value::String),
+            any::<String>().prop_map(Value::from),
             any::<bool>().prop_map(Value::Bool),
             (-1_000_000i32..4_000_000).prop_filter_map("date", |d| {
                 NaiveDate::from_num_days_from_ce_opt(d).map(Value::Date)

@@ -239,7 +239,7 @@ fn to_value(ty: ColumnType, text: &str, quoted: bool) -> Result<Value, Error> {
         return Ok(Value::Null);
     }
     match (ty, text) {
-        (ColumnType::String, _) => Ok(Value::String(text.to_owned())),
+        (ColumnType::String, _) => Ok(Value::String(text.into())),
         (ColumnType::Bool, "true") => Ok(Value::Bool(true)),
         (ColumnType::Bool, "false") => Ok(Value::Bool(false)),
         _ => Value::parse(ty, text),
@@ -284,7 +284,7 @@ mod tests {
         let values = parse(",\"\",", 3).expect("row");
         assert_eq!(
             values,
-            vec![Value::Null, Value::String(String::new()), Value::Null]
+            vec![Value::Null, Value::String("".into()), Value::Null]
         );
         assert_eq!(parse("", 1).expect("row"), vec![Value::Null]);
     }
