@@ -24,7 +24,7 @@ pub fn replay(
         ..ReplayStats::default()
     };
     for record in records {
-        apply_record(catalog, image_lsn, &mut stats, record?)?;
+        apply_record(catalog, image_lsn, &mut stats, &mut record?)?;
     }
     Ok(stats)
 }
@@ -68,7 +68,10 @@ pub fn replay_pipelined<I>(catalog: &mut Catalog, image_lsn: Lsn, records: I) ->
 where
     I: Iterator<Item = phantom_wal::Result<Record>> + Send,
 {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<phantom_wal::Result<Record>>>(PIPE_DEPTH);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(PIPE_DEPTH);
+    // Applied records go back to the reading thread to be dropped there, in the vector of a
+    // later batch (see `Batch`); a full queue just means they are dropped here.
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Batch>(PIPE_DEPTH + 2);
     std::thread::scope(|scope| {
         // The iterator moves to the reading thread only if that thread starts; otherwise it
         // comes back and is replayed here.
@@ -77,7 +80,15 @@ where
             .name("phantom-log-read".into())
             .spawn_scoped(scope, move || {
                 let Ok(records) = take.recv() else { return };
-                let mut batch = Vec::new();
+                // A returned vector: dropping its applied records here is the point.
+                let next_batch = || match back_rx.try_recv() {
+                    Ok(mut used) => {
+                        used.clear();
+                        used
+                    }
+                    Err(_) => Vec::new(),
+                };
+                let mut batch = next_batch();
                 let mut rows = 0;
                 for record in records {
                     // An error ends the stream: it goes out with the records before it.
@@ -86,7 +97,11 @@ where
                     batch.push(record);
                     if rows >= PIPE_BATCH_ROWS || stop {
                         // A failed send means the applier failed; its error is the one reported.
-                        if tx.send(std::mem::take(&mut batch)).is_err() || stop {
+                        if tx
+                            .send(std::mem::replace(&mut batch, next_batch()))
+                            .is_err()
+                            || stop
+                        {
                             return;
                         }
                         rows = 0;
@@ -107,21 +122,36 @@ where
             last_lsn: image_lsn,
             ..ReplayStats::default()
         };
-        for batch in rx {
-            for record in batch {
-                apply_record(catalog, image_lsn, &mut stats, record?)?;
+        let mut applied: Batch = Vec::new();
+        for mut batch in rx {
+            for record in batch.drain(..) {
+                let mut record = record?;
+                apply_record(catalog, image_lsn, &mut stats, &mut record)?;
+                applied.push(Ok(record));
             }
+            // The drained vector collects the next batch's applied records.
+            let full = std::mem::replace(&mut applied, batch);
+            let _ = back_tx.try_send(full);
         }
         Ok(stats)
     })
 }
+
+/// What goes between the threads of [`replay_pipelined`], both ways: to the applier, records
+/// read (an error only last); back to the reader, records applied, their rows moved into the
+/// catalog but their other allocations (the mutation list, table names, emptied row vectors)
+/// still held. Those were allocated by the reading thread, and glibc frees a block fastest
+/// on the thread that allocated it (into that thread's cache, which its next allocations
+/// take from); freed on the applying thread instead, they went to the reader's arena under
+/// its lock, and the reader's own allocations missed the cache (`docs/performance.md`).
+type Batch = Vec<phantom_wal::Result<Record>>;
 
 /// Applies one record (or skips it, at or below the image): the body of both replays.
 fn apply_record(
     catalog: &mut Catalog,
     image_lsn: Lsn,
     stats: &mut ReplayStats,
-    record: Record,
+    record: &mut Record,
 ) -> Result<()> {
     if record.lsn <= stats.last_lsn {
         stats.skipped += 1;
@@ -137,11 +167,11 @@ fn apply_record(
     }
     stats.dropped = false;
     let lsn = record.lsn;
-    match record.entry {
+    match &mut record.entry {
         LogEntry::Batch(mutations) => {
             for m in mutations {
                 catalog
-                    .apply_owned(m)
+                    .apply_taking(m)
                     .map_err(|source| Error::BadRecord { lsn, source })?;
             }
         }

@@ -36,6 +36,7 @@ pub enum Mutation {
         /// Row id and full row image, per row. The images are shared ([`Row`]): applying the
         /// mutation puts the same allocation into the table that the log record is encoded
         /// from (on the wire a row is a plain sequence of values, as a `Vec` would be).
+        #[serde(deserialize_with = "row_images::deserialize")]
         rows: Vec<(RowId, Row)>,
     },
     /// Replace rows with new full images.
@@ -43,6 +44,7 @@ pub enum Mutation {
         /// Table name.
         table: String,
         /// Row id and new full row image, per row (shared, as for `Insert`).
+        #[serde(deserialize_with = "row_images::deserialize")]
         rows: Vec<(RowId, Row)>,
     },
     /// Delete rows by id.
@@ -52,6 +54,122 @@ pub enum Mutation {
         /// The ids removed.
         row_ids: Vec<RowId>,
     },
+}
+
+/// Deserializing the `(row id, row)` pairs of an `Insert` or `Update` with one allocation per
+/// row. serde's own `Arc<[Value]>` goes through a `Vec<Value>` that is then copied into the
+/// `Arc` and freed: two allocations and a free per row, on the path every log replay takes.
+/// Here the values are read into a scratch `Vec` kept per thread, and each row is moved from
+/// it into an `Arc` of exactly its length. The wire format is serde's: a sequence
+/// of 2-tuples `(u64, sequence of values)`.
+mod row_images {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::Deserializer;
+    use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+
+    use crate::table::{Row, RowId};
+    use crate::value::Value;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Vec<(RowId, Row)>, D::Error> {
+        d.deserialize_seq(Pairs)
+    }
+
+    thread_local! {
+        /// The values of the row being read (empty between rows).
+        static SCRATCH: std::cell::RefCell<Vec<Value>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Caps what a length prefix from the input may make us reserve up front.
+    const MAX_PREALLOC: usize = 4096;
+
+    struct Pairs;
+
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(RowId, Row)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence of (row id, row) pairs")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_PREALLOC));
+            // The scratch buffer is per thread, so a log of single-row records does not pay an
+            // allocation for it per record. Taken out of its slot while in use (a nested call
+            // cannot happen, but would only get a fresh buffer).
+            let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            let result = (|| {
+                while let Some(pair) = seq.next_element_seed(Pair(&mut scratch))? {
+                    out.push(pair);
+                }
+                Ok(())
+            })();
+            scratch.clear();
+            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+            result.map(|()| out)
+        }
+    }
+
+    /// One `(row id, row)` tuple, its values read through the shared scratch buffer.
+    struct Pair<'a>(&'a mut Vec<Value>);
+
+    impl<'de> DeserializeSeed<'de> for Pair<'_> {
+        type Value = (RowId, Row);
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_tuple(2, self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Pair<'_> {
+        type Value = (RowId, Row);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a (row id, row) pair")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
+            let id: RowId = seq
+                .next_element()?
+                .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+            let row = seq
+                .next_element_seed(Values(&mut *self.0))?
+                .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+            Ok((id, row))
+        }
+    }
+
+    /// A row's values: into the scratch buffer, then moved into one `Arc` of exactly that length
+    /// (a drained `Vec` is an exact-size iterator, so `Arc::from_iter` allocates once).
+    struct Values<'a>(&'a mut Vec<Value>);
+
+    impl<'de> DeserializeSeed<'de> for Values<'_> {
+        type Value = Row;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Values<'_> {
+        type Value = Row;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence of values")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            self.0.clear();
+            while let Some(v) = seq.next_element::<Value>()? {
+                self.0.push(v);
+            }
+            Ok(self.0.drain(..).collect::<Arc<[Value]>>())
+        }
+    }
 }
 
 impl Mutation {
@@ -189,27 +307,36 @@ impl Catalog {
     /// shared version). On error the catalog may be left **partly changed**: this is for
     /// callers that discard the catalog on any error, such as log replay, where a mutation that
     /// does not apply fails the whole recovery. Everyone else uses [`Catalog::apply`].
-    pub fn apply_owned(&mut self, mutation: Mutation) -> Result<()> {
+    pub fn apply_owned(&mut self, mut mutation: Mutation) -> Result<()> {
+        self.apply_taking(&mut mutation)
+    }
+
+    /// [`Catalog::apply_owned`] through a reference: the rows (and row ids) are moved out of
+    /// `mutation`, which keeps its table name and its emptied vectors, capacity included. A
+    /// caller that decoded the mutation on another thread can hand those allocations back to
+    /// be freed or reused there (log replay does: glibc frees a block fastest on the thread
+    /// that allocated it). The same partial-change caveat applies.
+    pub fn apply_taking(&mut self, mutation: &mut Mutation) -> Result<()> {
         match mutation {
-            Mutation::CreateTable { table, schema } => self.create_table(&table, schema),
-            Mutation::DropTable { table } => self.drop_table(&table).map(drop),
+            Mutation::CreateTable { table, schema } => self.create_table(table, schema.clone()),
+            Mutation::DropTable { table } => self.drop_table(table).map(drop),
             Mutation::Insert { table, rows } => {
-                let t = self.table_mut(&table)?;
-                for (id, row) in rows {
+                let t = self.table_mut(table)?;
+                for (id, row) in rows.drain(..) {
                     t.insert_row(id, row)?;
                 }
                 Ok(())
             }
             Mutation::Update { table, rows } => {
-                let t = self.table_mut(&table)?;
-                for (id, row) in rows {
+                let t = self.table_mut(table)?;
+                for (id, row) in rows.drain(..) {
                     t.update_row(id, row)?;
                 }
                 Ok(())
             }
             Mutation::Delete { table, row_ids } => {
-                let t = self.table_mut(&table)?;
-                for id in row_ids {
+                let t = self.table_mut(table)?;
+                for id in row_ids.drain(..) {
                     t.delete(id)?;
                 }
                 Ok(())

@@ -223,7 +223,13 @@ pub(crate) enum Probe {
 
 /// Validates the record at `offset` of `bytes` (the whole segment `file` with salt `salt`).
 pub(crate) fn probe(file: &Path, bytes: &[u8], salt: u32, offset: usize) -> Probe {
-    let Some(rest) = bytes.get(offset..) else {
+    probe_at(file, bytes, 0, salt, offset)
+}
+
+/// [`probe`] where `bytes` holds the segment from file offset `base` on (`base <= offset`):
+/// `offset` and every offset reported are offsets in the file.
+fn probe_at(file: &Path, bytes: &[u8], base: usize, salt: u32, offset: usize) -> Probe {
+    let Some(rest) = offset.checked_sub(base).and_then(|at| bytes.get(at..)) else {
         return Probe::Eof;
     };
     if rest.is_empty() {
@@ -259,10 +265,10 @@ pub(crate) fn probe(file: &Path, bytes: &[u8], salt: u32, offset: usize) -> Prob
     }
     let payload_start = offset + RECORD_HEADER_LEN;
     let end = payload_start + len as usize;
-    let Some(payload) = bytes.get(payload_start..end) else {
+    let Some(payload) = bytes.get(payload_start - base..end - base) else {
         return corrupt(format!(
             "record of {len} payload bytes extends past the end of the file ({} bytes)",
-            bytes.len()
+            base + bytes.len()
         ));
     };
     let stored = u32_at(h, REC_CRC);
@@ -353,9 +359,8 @@ pub(crate) fn classify_tail(
     if matches!(stopped, Probe::Zeros) && header.preallocated() {
         let window_end = offset.saturating_add(ZERO_CHECK_WINDOW);
         seg.fill_to(window_end)?;
-        let bytes = seg.bytes();
-        let window = bytes
-            .get(offset..window_end.min(bytes.len()))
+        let window = seg
+            .get(offset..window_end.min(seg.loaded_end()))
             .unwrap_or_default();
         if all_zero(window) {
             return Ok(Tail::Clean);
@@ -506,14 +511,27 @@ const READ_CHUNK: usize = 64 << 10;
 /// Largest read a [`SegmentBytes`] makes at once.
 const MAX_READ_CHUNK: usize = 4 << 20;
 
-/// A segment read through the seam only as far as the scan needs it: a prefix of the file,
-/// grown on demand. A preallocated segment's free space is never read past
-/// [`ZERO_CHECK_WINDOW`] unless something non-zero is found there.
+/// How far a scan by [`SegmentBytes::probe`] moves past the start of what is loaded before the
+/// bytes behind it are dropped. A sequential scan therefore holds a window of about this much
+/// (plus one read and one record) instead of the whole segment: the buffer is reused, so a
+/// 64 MiB segment is not copied into 64 MiB of freshly allocated memory (whose page faults
+/// were most of the cost of opening a log, `docs/performance.md`).
+const RELEASE_AFTER: usize = 4 << 20;
+
+/// A segment read through the seam only as far as the scan needs it, on demand. A
+/// preallocated segment's free space is never read past [`ZERO_CHECK_WINDOW`] unless
+/// something non-zero is found there.
+///
+/// Invariant: `bytes` holds file bytes `base..base + bytes.len()`. `base` is 0 until a
+/// [`Self::probe`] moves past [`RELEASE_AFTER`], and [`Self::fill_all`] sets it back to 0, so
+/// [`Self::bytes`] (a prefix of the file) is only used at the start or after `fill_all`; all
+/// other access goes through [`Self::get`] with file offsets.
 pub(crate) struct SegmentBytes {
     path: PathBuf,
     file: Box<dyn phantom_storage::FileRead>,
-    /// Bytes `0..bytes.len()` of the file.
+    /// Bytes `base..base + bytes.len()` of the file.
     bytes: Vec<u8>,
+    base: usize,
     eof: bool,
 }
 
@@ -538,20 +556,34 @@ impl SegmentBytes {
             path: path.to_path_buf(),
             file,
             bytes: Vec::new(),
+            base: 0,
             eof: false,
         })
     }
 
-    /// The bytes loaded so far (a prefix of the file; all of it after [`Self::fill_all`]).
+    /// The bytes loaded so far as a prefix of the file: all of the file after
+    /// [`Self::fill_all`]. Empty if a scan has dropped the start (see the invariant), so that
+    /// a mistaken use finds nothing rather than bytes at the wrong offsets.
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+        if self.base == 0 { &self.bytes } else { &[] }
+    }
+
+    /// File bytes `range`, if they are loaded.
+    pub(crate) fn get(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        let start = range.start.checked_sub(self.base)?;
+        self.bytes.get(start..range.end.checked_sub(self.base)?)
+    }
+
+    /// The file offset up to which bytes are loaded.
+    pub(crate) fn loaded_end(&self) -> usize {
+        self.base + self.bytes.len()
     }
 
     /// Loads the file up to byte `end` (all of it, if it is shorter).
     pub(crate) fn fill_to(&mut self, end: usize) -> Result<(), Error> {
         use std::io::Read;
-        while !self.eof && self.bytes.len() < end {
-            let chunk = (end - self.bytes.len()).clamp(READ_CHUNK, MAX_READ_CHUNK);
+        while !self.eof && self.loaded_end() < end {
+            let chunk = (end - self.loaded_end()).clamp(READ_CHUNK, MAX_READ_CHUNK);
             self.bytes.reserve(chunk);
             // `read_to_end` reads into the spare capacity without zeroing it first.
             let read = (&mut self.file)
@@ -565,23 +597,43 @@ impl SegmentBytes {
         Ok(())
     }
 
-    /// Loads the whole file.
+    /// Loads the whole file (reading it again from the start if a scan dropped its start).
     pub(crate) fn fill_all(&mut self) -> Result<(), Error> {
+        if self.base > 0 {
+            use std::io::{Seek, SeekFrom};
+            self.file
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.bytes.clear();
+            self.base = 0;
+            self.eof = false;
+        }
         self.fill_to(usize::MAX)
     }
 
     /// Decodes the segment header (loading it first).
     pub(crate) fn header(&mut self) -> Result<SegmentHeader, Error> {
         self.fill_to(SEGMENT_HEADER_LEN)?;
-        SegmentHeader::decode(&self.path, &self.bytes)
+        SegmentHeader::decode(&self.path, self.bytes())
     }
 
     /// [`probe`] at `offset`, loading the record first. The payload is loaded only when the
     /// header's salt matches and its length is within the cap, so a garbage length never makes
     /// the scan read (or allocate) more than the file holds.
+    ///
+    /// Scans move forward: bytes more than [`RELEASE_AFTER`] before `offset` are dropped, so
+    /// a later probe must not go back before an earlier one (only [`Self::fill_all`] does).
     pub(crate) fn probe(&mut self, salt: u32, offset: usize) -> Result<Probe, Error> {
+        if let Some(behind) = offset.checked_sub(self.base)
+            && behind >= RELEASE_AFTER
+        {
+            // What remains is at most one read and one record: a short move.
+            let behind = behind.min(self.bytes.len());
+            self.bytes.drain(..behind);
+            self.base += behind;
+        }
         self.fill_to(offset.saturating_add(RECORD_HEADER_LEN))?;
-        if let Some(h) = self.bytes.get(offset..offset + RECORD_HEADER_LEN)
+        if let Some(h) = self.get(offset..offset + RECORD_HEADER_LEN)
             && u32_at(h, REC_SALT) == salt
         {
             let len = u64::from(u32_at(h, REC_LEN));
@@ -589,7 +641,7 @@ impl SegmentBytes {
                 self.fill_to(offset + RECORD_HEADER_LEN + len as usize)?;
             }
         }
-        Ok(probe(&self.path, &self.bytes, salt, offset))
+        Ok(probe_at(&self.path, &self.bytes, self.base, salt, offset))
     }
 }
 

@@ -203,11 +203,7 @@ impl WalReader {
                     if r.lsn < self.from {
                         continue;
                     }
-                    let payload = seg
-                        .bytes
-                        .bytes()
-                        .get(r.payload_start..r.end)
-                        .unwrap_or_default();
+                    let payload = seg.bytes.get(r.payload_start..r.end).unwrap_or_default();
                     let entry =
                         LogEntry::decode(r.kind, payload).map_err(|source| Error::Decode {
                             file: seg.path.clone(),
@@ -241,7 +237,7 @@ impl WalReader {
                         self.status.torn_tail = Some(TornTail {
                             file: seg.path.clone(),
                             offset: offset as u64,
-                            bytes_cut: seg.bytes.bytes().len().saturating_sub(offset) as u64,
+                            bytes_cut: seg.bytes.loaded_end().saturating_sub(offset) as u64,
                         });
                     }
                     self.current = None;

@@ -513,3 +513,88 @@ fn the_writer_never_has_more_than_the_window_unsynced_in_a_preallocated_segment(
         assert_eq!((report.records, report.torn_tail), (13, None));
     }
 }
+
+/// A record of about 16 KiB: 800 of them fill 12.5 MiB of one segment, three times the window
+/// a scan keeps loaded.
+fn big_insert(i: u64) -> phantom_wal::LogEntry {
+    use phantom_storage::{Mutation, Value};
+    phantom_wal::LogEntry::Batch(vec![Mutation::Insert {
+        table: "t".into(),
+        rows: vec![(
+            i,
+            vec![Value::Int(i as i64), Value::from("x".repeat(16 << 10))].into(),
+        )],
+    }])
+}
+
+#[test]
+fn scans_far_into_a_segment_still_name_offsets_in_the_file() {
+    for options in [not_preallocated(), WalOptions::default()] {
+        let pristine = tempfile::tempdir().unwrap();
+        let n = 800u64;
+        let mut spans = Vec::new();
+        {
+            let (wal, _) = open(pristine.path(), options.clone());
+            let mut start = SEGMENT_HEADER_LEN as u64;
+            for i in 1..=n {
+                wal.commit(wal.append(&big_insert(i)).unwrap()).unwrap();
+                let end = wal.segments()[0].bytes;
+                spans.push((start, end - start));
+                start = end;
+            }
+            assert_eq!(wal.segments().len(), 1, "one segment holds them all");
+        }
+        let seg = segment_path(pristine.path(), 0);
+        let original = std::fs::read(&seg).unwrap();
+
+        // Read whole, and from far into the segment.
+        let fs = Arc::new(StdFs);
+        for from in [1, 700] {
+            let got: Vec<u64> = WalReader::open(fs.clone(), pristine.path(), "db", from)
+                .unwrap()
+                .map(|r| r.unwrap().lsn)
+                .collect();
+            assert_eq!(got, (from..=n).collect::<Vec<_>>());
+        }
+
+        // A flipped byte in record 700 (about 11 MiB in) is named at that record's offset.
+        let (start, len) = spans[699];
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), dir.path());
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = original.clone();
+        bytes[(start + len / 2) as usize] ^= 0x41;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(fs.clone(), dir.path(), "db", options.clone()).unwrap_err();
+        assert_points_at(&err, &path, start);
+        let last = WalReader::open(fs.clone(), dir.path(), "db", 1)
+            .unwrap()
+            .last()
+            .expect("something yielded");
+        assert_points_at(&last.unwrap_err(), &path, start);
+
+        // A cut inside the last record is a torn tail at its start, every earlier record kept.
+        let (start, len) = spans[n as usize - 1];
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), dir.path());
+        let path = segment_path(dir.path(), 0);
+        let keep = len / 3;
+        let mut cut = original[..(start + keep) as usize].to_vec();
+        if options.preallocate {
+            // A preallocated segment keeps its length: the rest of it is zeros.
+            cut.resize(original.len(), 0);
+        }
+        std::fs::write(&path, &cut).unwrap();
+        let mut reader = WalReader::open(fs.clone(), dir.path(), "db", 1).unwrap();
+        assert_eq!(reader.by_ref().map(|r| r.unwrap().lsn).last(), Some(n - 1));
+        let tail = reader.status().torn_tail.clone().expect("torn tail seen");
+        assert_eq!((tail.file, tail.offset), (path.clone(), start));
+        let (_, report) = open(dir.path(), options.clone());
+        assert_eq!((report.records, report.last_lsn), (n - 1, n - 1));
+        let tail = report.torn_tail.expect("torn tail reported");
+        assert_eq!(
+            (tail.file, tail.offset, tail.bytes_cut),
+            (path, start, keep)
+        );
+    }
+}
