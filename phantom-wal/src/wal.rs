@@ -5,11 +5,11 @@
 //!   `pending` mutex only to assign the LSN and timestamp and copy the payload into a buffer.
 //! - A committer that needs durability becomes the leader if no sync is in progress: under the
 //!   `io` mutex it swaps out everything buffered, writes it (rolling segments as needed),
-//!   fdatasyncs once, publishes `durable_lsn` and wakes the followers (`sync_cv`). Committers
-//!   that arrive while a leader syncs wait on the condition variable; when woken, those it
-//!   covered return at once (they never queue behind the next fsync), and one of the others
-//!   becomes the next leader for everything appended meanwhile. A lone writer never waits for a
-//!   timer.
+//!   fdatasyncs once, publishes `durable_lsn` and wakes the followers it covered. Committers
+//!   that arrive while a leader syncs wait for the round that covers them (`Inner::sync`);
+//!   those a round covered return at once (they never queue behind the next fsync), and one of
+//!   the others is woken to lead the next round, for everything appended meanwhile. A lone
+//!   writer never waits for a timer.
 //! - Invariant: records reach the file in LSN order, because the buffer is only swapped out by a
 //!   holder of the `io` mutex.
 //! - Any failed write or sync poisons the log (see `docs/durability.md`): it is never retried.
@@ -142,9 +142,10 @@ struct Inner {
     appended: AtomicU64,
     syncs: AtomicU64,
     bytes: AtomicU64,
-    /// Whether a leader is syncing; followers wait on `sync_cv`.
-    syncing: Mutex<bool>,
-    sync_cv: Condvar,
+    /// Who is syncing, and what the current round covers; followers wait on `round_cvs`.
+    syncing: Mutex<SyncRounds>,
+    /// Indexed by round parity: waiters of round `r` wait on `round_cvs[r % 2]`.
+    round_cvs: [Condvar; 2],
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -175,6 +176,22 @@ impl fmt::Debug for Wal {
             .field("poisoned", &self.inner.poisoned.load(Ordering::Acquire))
             .finish()
     }
+}
+
+/// The group-commit state ([`Inner::sync`]).
+#[derive(Debug, Default)]
+struct SyncRounds {
+    /// Whether a leader is syncing now.
+    leading: bool,
+    /// The number of the current (or last) round.
+    round: u64,
+    /// The last LSN appended when the current round started: the round makes it durable.
+    covering: Lsn,
+}
+
+/// Which of the two round condition variables round `round` uses.
+fn parity(round: u64) -> usize {
+    (round % 2) as usize
 }
 
 /// Creates a segment: header written, optionally preallocated, fsynced. The caller fsyncs the
@@ -463,8 +480,8 @@ impl Wal {
             appended: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            syncing: Mutex::new(false),
-            sync_cv: Condvar::new(),
+            syncing: Mutex::new(SyncRounds::default()),
+            round_cvs: [Condvar::new(), Condvar::new()],
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             options,
@@ -795,31 +812,67 @@ impl Inner {
     }
 
     /// Group commit: one leader at a time writes and fsyncs everything buffered; the others
-    /// wait on `sync_cv` and, when woken, return if the leader covered their LSN, or one of
-    /// them becomes the next leader for everything appended meanwhile.
+    /// wait for the round that covers their LSN and return when it has (or one of them leads
+    /// the next round).
+    ///
+    /// Rounds: a leader starts round `r` and notes `covering`, the last LSN appended when it
+    /// started; its fdatasync covers at least that. A follower whose LSN is within it waits
+    /// for the end of round `r`; one whose LSN came later waits for round `r + 1`, which
+    /// covers it (it was appended before that round starts). Each round has its own condition
+    /// variable (by parity), so the end of round `r` wakes the followers it covered, all of
+    /// them, and only one follower of round `r + 1`, to lead it. With one condition variable
+    /// for all, every end of a round woke every waiter, half of them to go back to sleep: on
+    /// 2 cores with 16 committers those wake-ups were most of the CPU (`docs/performance.md`,
+    /// W2). On failure every waiter is woken, to see the poisoned log.
     fn sync(&self, upto: Lsn) -> Result<()> {
         {
-            let mut syncing = lock(&self.syncing);
+            let mut rounds = lock(&self.syncing);
+            let mut waited = false;
             loop {
                 // Checked under `syncing`, which the leader takes after publishing both: no
                 // wake-up is lost.
                 self.check_poison()?;
-                if self.durable_lsn.load(Ordering::Acquire) >= upto {
+                let durable = self.durable_lsn.load(Ordering::Acquire);
+                if durable >= upto {
+                    // Woken to lead a round that our LSN no longer needs (the last flush took
+                    // it): pass the wake-up on while records wait and nobody leads.
+                    if waited && !rounds.leading && self.last_lsn.load(Ordering::Acquire) > durable
+                    {
+                        self.round_cvs[parity(rounds.round + 1)].notify_one();
+                    }
                     return Ok(());
                 }
-                if !*syncing {
-                    *syncing = true;
+                if !rounds.leading {
+                    rounds.leading = true;
+                    rounds.round += 1;
+                    rounds.covering = self.last_lsn.load(Ordering::Acquire);
                     break;
                 }
-                syncing = self
-                    .sync_cv
-                    .wait(syncing)
+                let round = if upto <= rounds.covering {
+                    rounds.round
+                } else {
+                    rounds.round + 1
+                };
+                rounds = self.round_cvs[parity(round)]
+                    .wait(rounds)
                     .unwrap_or_else(PoisonError::into_inner);
+                waited = true;
             }
         }
         let result = self.lead_sync();
-        *lock(&self.syncing) = false;
-        self.sync_cv.notify_all();
+        let round = {
+            let mut rounds = lock(&self.syncing);
+            rounds.leading = false;
+            rounds.round
+        };
+        self.round_cvs[parity(round)].notify_all();
+        if result.is_ok() {
+            if self.last_lsn.load(Ordering::Acquire) > self.durable_lsn.load(Ordering::Acquire) {
+                self.round_cvs[parity(round + 1)].notify_one();
+            }
+        } else {
+            self.round_cvs[parity(round + 1)].notify_all();
+        }
         result
     }
 
