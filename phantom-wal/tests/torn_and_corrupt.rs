@@ -302,6 +302,14 @@ fn a_torn_tail_in_a_preallocated_segment_is_cut_and_the_space_zeroed_again() {
 // space after them, never the whole file, and damage is classified as in a segment read whole.
 
 /// Overwrites `bytes` at `offset` of `path` in place (the file keeps its length).
+/// Opens the log in `dir` with the default options through a [`CountingFs`]; also returns
+/// how many bytes the open read.
+fn open_counting_reads(dir: &Path) -> (Wal, phantom_wal::OpenReport, u64) {
+    let fs = CountingFs::default();
+    let (wal, report) = Wal::open(Arc::new(fs.clone()), dir, "db", WalOptions::default()).unwrap();
+    (wal, report, fs.bytes_read())
+}
+
 fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -331,16 +339,8 @@ fn opening_a_preallocated_segment_reads_its_records_not_its_free_space() {
         DEFAULT_SEGMENT_SIZE
     );
 
-    let fs = CountingFs::default();
-    let (wal, report) = Wal::open(
-        Arc::new(fs.clone()),
-        dir.path(),
-        "db",
-        WalOptions::default(),
-    )
-    .unwrap();
+    let (wal, report, read) = open_counting_reads(dir.path());
     assert_eq!((report.records, report.torn_tail), (5, None));
-    let read = fs.bytes_read();
     assert!(
         read < READ_BOUND,
         "open read {read} bytes of a {DEFAULT_SEGMENT_SIZE}-byte segment"
@@ -366,16 +366,9 @@ fn opening_a_preallocated_segment_reads_its_records_not_its_free_space() {
 fn a_fresh_preallocated_segment_opens_without_being_read_whole() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path(), WalOptions::default()));
-    let fs = CountingFs::default();
-    let (_, report) = Wal::open(
-        Arc::new(fs.clone()),
-        dir.path(),
-        "db",
-        WalOptions::default(),
-    )
-    .unwrap();
+    let (_, report, read) = open_counting_reads(dir.path());
     assert_eq!((report.records, report.torn_tail), (0, None));
-    assert!(fs.bytes_read() < READ_BOUND, "{}", fs.bytes_read());
+    assert!(read < READ_BOUND, "{read}");
 }
 
 #[test]
