@@ -115,8 +115,17 @@ fn main() -> ExitCode {
 }
 
 /// `--child open SYSTEM DIR`: used by W4 to measure an open in a fresh process.
+/// `--child load SYSTEM DIR`: one W3 load of the full size into `DIR` (which must not hold
+/// data yet), printing the seconds; for profiling one system's load on its own.
 fn child(args: &[String]) -> Result<()> {
     match args {
+        [_, op, system, dir] if op == "load" => {
+            println!(
+                "{}",
+                workloads::child_load_main(system, &PathBuf::from(dir))?
+            );
+            Ok(())
+        }
         [_, op, system, dir] if op == "open" => {
             println!(
                 "{}",
@@ -124,7 +133,7 @@ fn child(args: &[String]) -> Result<()> {
             );
             Ok(())
         }
-        _ => bail!("usage: phantom-bench --child open SYSTEM DIR"),
+        _ => bail!("usage: phantom-bench --child open|load SYSTEM DIR"),
     }
 }
 

@@ -258,17 +258,7 @@ impl Bench {
     fn load(&self, kind: Kind) -> Result<(TempDir, f64)> {
         let dir = tempdir(kind)?;
         let store = systems::open(kind, dir.path())?;
-        let (total, batch) = (self.sizes.w3_rows, self.sizes.w3_batch);
-        let start = Instant::now();
-        let mut rows = Vec::with_capacity(batch);
-        let mut id = 0;
-        while id < total {
-            rows.clear();
-            rows.extend((id..(id + batch).min(total)).map(|i| Row::new(i as i64)));
-            store.insert_batch(&rows)?;
-            id += batch;
-        }
-        let secs = start.elapsed().as_secs_f64();
+        let secs = load_rows(&*store, self.sizes.w3_rows, self.sizes.w3_batch)?;
         drop(store);
         Ok((dir, secs))
     }
@@ -690,6 +680,30 @@ fn child_open(kind: Kind, dir: &Path) -> Result<(f64, f64)> {
 }
 
 /// The child side: opens `kind` in `dir`, answers one lookup, prints seconds and VmHWM.
+/// Inserts rows `0..total` into `store` in batches of `batch`; returns the seconds taken.
+fn load_rows(store: &dyn Store, total: usize, batch: usize) -> Result<f64> {
+    let start = Instant::now();
+    let mut rows = Vec::with_capacity(batch);
+    let mut id = 0;
+    while id < total {
+        rows.clear();
+        rows.extend((id..(id + batch).min(total)).map(|i| Row::new(i as i64)));
+        store.insert_batch(&rows)?;
+        id += batch;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// `--child load SYSTEM DIR`: loads the full W3 data set into `dir` and reports rows/s.
+pub(crate) fn child_load_main(kind: &str, dir: &Path) -> Result<String> {
+    let kind = Kind::parse(kind)?;
+    let store = systems::open(kind, dir)?;
+    let total = Sizes::FULL.w3_rows;
+    let secs = load_rows(&*store, total, Sizes::FULL.w3_batch)?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(serde_json::json!({ "seconds": secs, "rows_per_s": total as f64 / secs }).to_string())
+}
+
 pub(crate) fn child_open_main(kind: &str, dir: &Path) -> Result<String> {
     let kind = Kind::parse(kind)?;
     let t = Instant::now();
