@@ -67,7 +67,11 @@ impl Literal {
         match self {
             Literal::Null => Ok(Value::Null),
             Literal::Text(text) => Ok(Value::parse(column.ty, text)?),
-            Literal::Value(v) => coerce(table, column, v.clone()),
+            Literal::Value(v) => {
+                let mut v = v.clone();
+                coerce(table, column, &mut v)?;
+                Ok(v)
+            }
         }
     }
 }
@@ -118,13 +122,16 @@ impl<T: Into<Literal>> From<Option<T>> for Literal {
     }
 }
 
-/// Checks that a typed value fits a column, widening an int to a float column.
-pub(crate) fn coerce(table: &str, column: &Column, v: Value) -> Result<Value> {
-    match (column.ty, v) {
-        (_, Value::Null) => Ok(Value::Null),
+/// Checks that a typed value fits a column, widening an int to a float column (in place).
+pub(crate) fn coerce(table: &str, column: &Column, v: &mut Value) -> Result<()> {
+    match (column.ty, &*v) {
+        (_, Value::Null) => Ok(()),
         #[allow(clippy::cast_precision_loss)]
-        (ColumnType::Float, Value::Int(i)) => Ok(Value::Float(i as f64)),
-        (ty, v) if v.fits(ty) => Ok(v),
+        (ColumnType::Float, &Value::Int(i)) => {
+            *v = Value::Float(i as f64);
+            Ok(())
+        }
+        (ty, v) if v.fits(ty) => Ok(()),
         (ty, v) => Err(phantom_storage::Error::TypeMismatch {
             table: table.to_owned(),
             column: column.name.clone(),

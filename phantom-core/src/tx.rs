@@ -184,16 +184,14 @@ impl Transaction {
         let columns = t.schema().columns();
         let images = rows
             .into_iter()
-            .map(|values| {
+            .map(|mut values| {
                 // A row of the wrong length is refused by the table's own check when applied.
-                if values.len() != columns.len() {
-                    return Ok(Row::from(values));
+                if values.len() == columns.len() {
+                    for (v, column) in values.iter_mut().zip(columns) {
+                        coerce(table, column, v)?;
+                    }
                 }
-                values
-                    .into_iter()
-                    .zip(columns)
-                    .map(|(v, column)| coerce(table, column, v))
-                    .collect::<Result<Row>>()
+                Ok(Row::from(values))
             })
             .collect::<Result<Vec<Row>>>()?;
         self.insert_images(table, images)
