@@ -53,19 +53,20 @@ impl TryFrom<u8> for EntryKind {
 }
 
 impl LogEntry {
-    /// The kind byte and the postcard payload of this entry (see `docs/formats/wal.md`).
-    pub(crate) fn encode(&self) -> Result<(EntryKind, Vec<u8>)> {
+    /// The kind byte of this entry, and its postcard payload (see `docs/formats/wal.md`)
+    /// appended to `buf`, which is returned.
+    pub(crate) fn encode_into(&self, buf: Vec<u8>) -> Result<(EntryKind, Vec<u8>)> {
         Ok(match self {
             LogEntry::Batch(m) => (
                 EntryKind::Batch,
-                postcard::to_allocvec(m).map_err(Error::Encode)?,
+                postcard::to_extend(m, buf).map_err(Error::Encode)?,
             ),
             LogEntry::Custom { operation, fields } => (
                 EntryKind::Custom,
-                postcard::to_allocvec(&(operation, fields)).map_err(Error::Encode)?,
+                postcard::to_extend(&(operation, fields), buf).map_err(Error::Encode)?,
             ),
-            LogEntry::CreateDatabase => (EntryKind::CreateDatabase, Vec::new()),
-            LogEntry::DropDatabase => (EntryKind::DropDatabase, Vec::new()),
+            LogEntry::CreateDatabase => (EntryKind::CreateDatabase, buf),
+            LogEntry::DropDatabase => (EntryKind::DropDatabase, buf),
         })
     }
 

@@ -502,8 +502,9 @@ pub(crate) fn list_segments(
 
 /// How far past a zero record header a preallocated segment is checked for non-zero bytes
 /// before the rest is taken for free space without being read (`docs/formats/wal.md`). The
-/// writer never has more than this many bytes of a preallocated segment written but not yet
-/// synced, so a crash can leave non-zero bytes after the end of valid data only within it.
+/// writer never has more than this many bytes of records in a preallocated segment written but
+/// not yet synced (zeros written ahead do not count), so a crash can leave non-zero bytes after
+/// the end of valid data only within it.
 pub const ZERO_CHECK_WINDOW: usize = 4 << 20;
 
 /// Smallest read a [`SegmentBytes`] makes.

@@ -180,6 +180,58 @@ fn preallocated_segments_read_back_and_zeros_are_free_space() {
     assert_eq!(lsns(&read_all(&wal, 1)), (1..=100).collect::<Vec<_>>());
 }
 
+/// Bytes of disk the file occupies (`st_blocks` is in 512-byte units).
+#[cfg(unix)]
+fn allocated(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[cfg(unix)]
+#[test]
+fn the_writer_keeps_the_blocks_ahead_of_it_written_in_a_preallocated_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = open(dir.path(), WalOptions::default());
+    let path = wal.segments()[0].path.clone();
+    let mb = 1u64 << 20;
+    // Freshly created: the 64 MiB segment is a hole apart from its header.
+    assert!(allocated(&path) < mb, "{}", allocated(&path));
+    let lsn = wal.append(&insert(1)).unwrap();
+    wal.commit(lsn).unwrap();
+    // One small record: the next MiB is written (zeros), so the commits that fill it allocate
+    // no blocks (and their fdatasyncs write no block map).
+    assert!(allocated(&path) >= mb, "{}", allocated(&path));
+    assert!(allocated(&path) < 2 * mb, "{}", allocated(&path));
+    // ~3 MiB of 16 KiB records: the written part stays ahead of them, and grows a MiB at a
+    // time (4 steps), not a block or a record at a time (199).
+    let mut last = lsn;
+    let mut steps = std::collections::BTreeSet::new();
+    for i in 2..=200 {
+        last = wal
+            .append(&LogEntry::Custom {
+                operation: "BLOB".into(),
+                fields: vec![("i".into(), format!("{i:016}").repeat(1000))],
+            })
+            .unwrap();
+        wal.commit(last).unwrap();
+        let used = wal.segments()[0].bytes;
+        assert!(allocated(&path) >= used, "{} for {used}", allocated(&path));
+        steps.insert(allocated(&path));
+    }
+    assert!(wal.segments()[0].bytes > 3 * mb);
+    assert!(steps.len() <= 4, "{steps:?}");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        64 * mb,
+        "length unchanged"
+    );
+    drop(wal);
+    // The zeros ahead are free space to a reader.
+    let (wal, report) = open(dir.path(), WalOptions::default());
+    assert_eq!((report.records, report.torn_tail), (200, None));
+    assert_eq!(read_all(&wal, 1).last().unwrap().lsn, last);
+}
+
 #[test]
 fn remove_before_never_removes_the_active_segment_or_one_holding_a_later_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -62,7 +62,7 @@ impl MemorySink {
 impl LogSink for MemorySink {
     fn append(&self, entry: &LogEntry) -> Result<Lsn> {
         // Encoded only to count bytes like the real log does (and to fail like it would).
-        let payload_len = entry.encode()?.1.len() as u64;
+        let payload_len = entry.encode_into(Vec::new())?.1.len() as u64;
         let timestamp = now_micros().1;
         let mut s = self.lock();
         let lsn = s.next_lsn;

@@ -249,7 +249,12 @@ struct TrackedFile {
 impl Write for TrackedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.unsynced += n as u64;
+        // Only bytes of records count: zeros written ahead into a preallocated segment read
+        // back as the free space they replace, so a crash that leaves them unsynced is
+        // harmless (records are never all zero: a record header starts with a non-zero byte).
+        if buf.get(..n).is_some_and(|b| b.iter().any(|&x| x != 0)) {
+            self.unsynced += n as u64;
+        }
         self.max_unsynced.fetch_max(self.unsynced, Ordering::SeqCst);
         Ok(n)
     }
