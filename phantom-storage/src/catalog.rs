@@ -36,7 +36,10 @@ pub enum Mutation {
         /// Row id and full row image, per row. The images are shared ([`Row`]): applying the
         /// mutation puts the same allocation into the table that the log record is encoded
         /// from (on the wire a row is a plain sequence of values, as a `Vec` would be).
-        #[serde(deserialize_with = "row_images::deserialize")]
+        #[serde(
+            serialize_with = "row_images::serialize",
+            deserialize_with = "row_images::deserialize"
+        )]
         rows: Vec<(RowId, Row)>,
     },
     /// Replace rows with new full images.
@@ -44,7 +47,10 @@ pub enum Mutation {
         /// Table name.
         table: String,
         /// Row id and new full row image, per row (shared, as for `Insert`).
-        #[serde(deserialize_with = "row_images::deserialize")]
+        #[serde(
+            serialize_with = "row_images::serialize",
+            deserialize_with = "row_images::deserialize"
+        )]
         rows: Vec<(RowId, Row)>,
     },
     /// Delete rows by id.
@@ -64,13 +70,22 @@ pub enum Mutation {
 /// of 2-tuples `(u64, sequence of values)`.
 mod row_images {
     use std::fmt;
-    use std::sync::Arc;
 
-    use serde::Deserializer;
     use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
 
     use crate::table::{Row, RowId};
     use crate::value::Value;
+
+    /// Each pair as the tuple `(id, values)`: the bytes serde's `rc` feature writes for a
+    /// `(u64, std::sync::Arc<[Value]>)`, which rows were until 2026-12-02 (the WAL golden test
+    /// holds them to it).
+    pub(super) fn serialize<S: Serializer>(
+        rows: &[(RowId, Row)],
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(rows.iter().map(|(id, row)| (id, &**row)))
+    }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
@@ -167,7 +182,7 @@ mod row_images {
             while let Some(v) = seq.next_element::<Value>()? {
                 self.0.push(v);
             }
-            Ok(self.0.drain(..).collect::<Arc<[Value]>>())
+            Ok(self.0.drain(..).collect::<Row>())
         }
     }
 }

@@ -319,7 +319,7 @@ mod tests {
     use crate::value::Value;
 
     fn row(n: u64) -> Row {
-        Arc::from(vec![Value::Int(n as i64)])
+        Row::from(vec![Value::Int(n as i64)])
     }
 
     #[derive(Clone, Debug)]
