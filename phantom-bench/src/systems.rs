@@ -162,14 +162,17 @@ fn literals(r: &Row) -> [(&'static str, Literal); 4] {
 }
 
 /// A row as values in schema order (the strings copied: `rows` is borrowed, as the peers'
-/// encoders copy it into their own buffers).
-pub(crate) fn values(r: &Row) -> Vec<Value> {
-    vec![
+/// encoders copy it into their own buffers), built straight into the shared row the table
+/// will keep (one allocation, no `Vec` on the way).
+pub(crate) fn values(r: &Row) -> phantom_core::Row {
+    [
         Value::Int(r.id),
         Value::from(r.name.as_str()),
         Value::from(r.email.as_str()),
         Value::Float(r.score),
     ]
+    .into_iter()
+    .collect()
 }
 
 /// Moves a returned row into a [`Row`] (`select` already returned owned values; short strings

@@ -12,7 +12,7 @@ use phantom_recovery::{
 };
 use phantom_snapshot::{EveryOps, Never, SnapshotInfo, SnapshotPolicy, SnapshotStore};
 use phantom_storage::{
-    Column, CsvFormat, FileSystem, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX, Value,
+    Column, CsvFormat, FileSystem, Row, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX,
     validate_name,
 };
 use phantom_wal::{LogEntry, LogStats, Lsn, SyncMode};
@@ -761,7 +761,7 @@ impl Database {
     /// the column allows it), and each row must have one value per column.
     ///
     /// ```
-    /// # use phantom_core::{Column, ColumnType, Database, Value};
+    /// # use phantom_core::{Column, ColumnType, Database, Row, Value};
     /// # let dir = tempfile::tempdir()?;
     /// let db = Database::open(dir.path())?;
     /// db.ensure_database("app")?;
@@ -775,15 +775,18 @@ impl Database {
     /// ])?;
     /// assert_eq!(ids, vec![1, 2]);
     /// assert!(db.insert_values("app", "t", [vec![Value::Int(3)]]).is_err()); // too few values
+    /// // A `Row` built straight from its values needs no `Vec` on the way.
+    /// let row: Row = [Value::Int(3), Value::Float(1.5)].into_iter().collect();
+    /// assert_eq!(db.insert_values("app", "t", [row])?, vec![3]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn insert_values(
+    pub fn insert_values<R: Into<Row>>(
         &self,
         db: &str,
         table: &str,
-        rows: impl IntoIterator<Item = Vec<Value>>,
+        rows: impl IntoIterator<Item = R>,
     ) -> Result<Vec<RowId>> {
-        let rows: Vec<Vec<Value>> = rows.into_iter().collect();
+        let rows: Vec<Row> = rows.into_iter().map(Into::into).collect();
         self.transaction(db, |tx| tx.insert_values(table, rows))
     }
 

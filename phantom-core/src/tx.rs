@@ -15,6 +15,26 @@ use phantom_storage::{Catalog, Column, Mutation, Row, RowId, Schema, Table, Valu
 use crate::error::{Error, Result};
 use crate::filter::{BoundFilter, Filter, Literal, coerce};
 
+/// Checks `row` against `columns` (as [`coerce`] does) and widens ints in float columns. A
+/// row nobody else holds (one just made from a `Vec`) changes in place; a shared one is checked
+/// on a copy, which replaces it only if a value changed, so the caller's row never changes.
+fn widen_in_place(table: &str, columns: &[Column], row: &mut Row) -> Result<()> {
+    if let Some(values) = Row::get_mut(row) {
+        for (v, column) in values.iter_mut().zip(columns) {
+            coerce(table, column, v)?;
+        }
+        return Ok(());
+    }
+    let mut copy = row.to_vec();
+    for (v, column) in copy.iter_mut().zip(columns) {
+        coerce(table, column, v)?;
+    }
+    if copy[..] != row[..] {
+        *row = copy.into();
+    }
+    Ok(())
+}
+
 /// Column/value pairs of a row to insert or of an update's `SET` list.
 ///
 /// Values are [`Literal`]s: typed values must fit the column (an int fits a float column);
@@ -179,19 +199,22 @@ impl Transaction {
 
     /// Inserts rows of values in schema order, all or none; returns their ids. See
     /// [`Database::insert_values`](crate::Database::insert_values).
-    pub fn insert_values(&mut self, table: &str, rows: Vec<Vec<Value>>) -> Result<Vec<RowId>> {
+    pub fn insert_values<R: Into<Row>>(
+        &mut self,
+        table: &str,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<Vec<RowId>> {
         let t = self.catalog.table(table)?;
         let columns = t.schema().columns();
         let images = rows
             .into_iter()
-            .map(|mut values| {
+            .map(|row| {
+                let mut row: Row = row.into();
                 // A row of the wrong length is refused by the table's own check when applied.
-                if values.len() == columns.len() {
-                    for (v, column) in values.iter_mut().zip(columns) {
-                        coerce(table, column, v)?;
-                    }
+                if row.len() == columns.len() {
+                    widen_in_place(table, columns, &mut row)?;
                 }
-                Ok(Row::from(values))
+                Ok(row)
             })
             .collect::<Result<Vec<Row>>>()?;
         self.insert_images(table, images)

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use phantom_core::{
-    Column, ColumnType, Database, Error, Filter, Literal, SyncMode, Value, WalFactory,
+    Column, ColumnType, Database, Error, Filter, Literal, Row, SyncMode, Value, WalFactory,
 };
 use phantom_snapshot::SnapshotStore;
 use phantom_storage::{BinaryFormat, StdFs};
@@ -509,6 +509,34 @@ fn positional_bulk_inserts_are_atomic_typed_and_survive_a_reopen() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn bulk_inserts_take_shared_rows_without_changing_the_callers_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.ensure_database("d").unwrap();
+    db.create_table(
+        "d",
+        "t",
+        vec![
+            Column::new("id", ColumnType::Int).primary_key(),
+            Column::new("score", ColumnType::Float),
+        ],
+    )
+    .unwrap();
+    // An int in the float column is widened in the table, and the row the caller still holds
+    // keeps its int.
+    let shared: Row = vec![Value::Int(1), Value::Int(7)].into();
+    db.insert_values("d", "t", [shared.clone()]).unwrap();
+    assert_eq!(&shared[..], &[Value::Int(1), Value::Int(7)]);
+    let rows = db.select_all("d", "t").unwrap();
+    assert_eq!(rows.get(0, "score"), Some(&Value::Float(7.0)));
+    // A shared row that does not fit is refused like any other.
+    let bad: Row = vec![Value::Int(2), Value::from("x")].into();
+    let _keep = bad.clone();
+    assert!(db.insert_values("d", "t", [bad]).is_err());
+    assert_eq!(db.select_all("d", "t").unwrap().len(), 1);
 }
 
 /// Binary snapshots, noting the nice value of every thread that encodes one.
