@@ -10,8 +10,9 @@
 //!
 //! Layout: a leaf holds up to [`CAP`] `(key, id)` entries sorted by key; an inner node holds
 //! `n + 1` children and `n` separators, every key of `children[i]` being `< seps[i]` and every
-//! key of `children[i + 1]` being `>= seps[i]`. Nodes are shared through `Arc`; cloning the
-//! index is O(1) and a change copies only the shared nodes on its path.
+//! key of `children[i + 1]` being `>= seps[i]`. Nodes are shared through `Arc` (triomphe's,
+//! for a cheap `make_mut`: see `rowmap`); cloning the index is O(1) and a change copies only the
+//! shared nodes on its path.
 //!
 //! Invariants, kept by every method:
 //! - keys are unique; `len` is the number of entries;
@@ -21,7 +22,7 @@
 //! - `root` is `None` exactly when `len == 0`.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use triomphe::Arc;
 
 use crate::table::RowId;
 use crate::value::Value;
