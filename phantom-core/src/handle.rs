@@ -269,12 +269,18 @@ impl DbHandle {
         // Encoding and writing the image (the CPU-heavy part, and its fsync) run at background
         // priority so that committers get a CPU first; the log calls before and after stay on
         // this thread, since they take locks that committers wait for.
-        let info = run_at_background_priority("phantom-snapshot-write", || {
-            self.store
-                .write(&*settings.format, view.lsn, &view.catalog, now())
+        // Retention runs with the write: the file it would remove becomes the new snapshot's
+        // (`SnapshotStore::write_retaining`).
+        let (info, _removed) = run_at_background_priority("phantom-snapshot-write", || {
+            self.store.write_retaining(
+                &*settings.format,
+                view.lsn,
+                &view.catalog,
+                now(),
+                settings.retain.max(1),
+            )
         })?;
         lock(&self.snap).taken += 1;
-        self.store.retain(settings.retain.max(1))?;
         // Every retained snapshot must still be able to roll forward: keep all records after
         // the oldest retained snapshot's LSN.
         let oldest = self

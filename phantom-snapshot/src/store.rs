@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use phantom_storage::{
     Catalog, FileRead, FileSystem, ImageKind, ImageMeta, StorageFormat, TEMP_SUFFIX, atomic_write,
-    validate_name,
+    atomic_write_reusing, validate_name,
 };
 
 use crate::error::{Error, Result};
@@ -243,6 +243,67 @@ impl SnapshotStore {
         catalog: &Catalog,
         now: DateTime<Utc>,
     ) -> Result<SnapshotInfo> {
+        self.write_inner(format, lsn, catalog, now, None)
+    }
+
+    /// [`write`](Self::write), then [`retain`](Self::retain)`(keep)`; returns the new
+    /// snapshot and the files retention removed. The new snapshot is written into the blocks
+    /// of a file retention would remove anyway (the oldest one past `keep`), renamed out of
+    /// the way first, rather than into a new file while that one is deleted
+    /// ([`atomic_write_reusing`]: no block freeing, no discard, no allocation).
+    ///
+    /// Invariant: a file is only reused while another readable snapshot stays under its name
+    /// for the whole write, so a crash mid-write never leaves the directory without a
+    /// snapshot the log can roll forward from (the log keeps every record after the oldest
+    /// snapshot, and the reused one was the oldest). So with `keep < 2` nothing is reused.
+    pub fn write_retaining(
+        &self,
+        format: &dyn StorageFormat,
+        lsn: u64,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<(SnapshotInfo, Vec<PathBuf>)> {
+        let info = self.write_inner(format, lsn, catalog, now, Some(keep))?;
+        let removed = self.retain(keep)?;
+        Ok((info, removed))
+    }
+
+    /// The file a snapshot written now may reuse when `keep` are to be retained afterwards:
+    /// the oldest one that retention would remove once the new snapshot exists, provided a
+    /// readable snapshot other than it remains (see [`write_retaining`](Self::write_retaining)).
+    fn reusable(&self, keep: usize) -> Result<Option<PathBuf>> {
+        if keep < 2 {
+            return Ok(None);
+        }
+        let entries = self.list()?;
+        // As in `retain`, with the new snapshot taking one of the `keep` places.
+        let mut cutoff = entries.len();
+        let mut readable = 0;
+        for (i, entry) in entries.iter().enumerate().rev() {
+            if readable == keep - 1 {
+                break;
+            }
+            cutoff = i;
+            if entry.is_readable() {
+                readable += 1;
+            }
+        }
+        let others_readable = entries.iter().skip(1).any(SnapshotEntry::is_readable);
+        Ok(match entries.first() {
+            Some(oldest) if cutoff > 0 && others_readable => Some(oldest.path().to_path_buf()),
+            _ => None,
+        })
+    }
+
+    fn write_inner(
+        &self,
+        format: &dyn StorageFormat,
+        lsn: u64,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+        keep: Option<usize>,
+    ) -> Result<SnapshotInfo> {
         let _guard = self.guard();
         let names = match self.scan()? {
             Some(names) => names,
@@ -250,6 +311,10 @@ impl SnapshotStore {
                 self.create_dir()?;
                 Vec::new()
             }
+        };
+        let reuse = match keep {
+            Some(keep) => self.reusable(keep)?,
+            None => None,
         };
         let (stamp, seq) = self.next_name(&names, now)?;
         let file_name = snapshot_file_name(&self.database, stamp, seq);
@@ -261,7 +326,7 @@ impl SnapshotStore {
             kind: ImageKind::Snapshot,
         };
         let mut size = 0;
-        atomic_write(&*self.fs, &path, &mut |out| {
+        let mut write = |out: &mut dyn Write| {
             let mut counting = Counting {
                 inner: out,
                 count: 0,
@@ -269,7 +334,14 @@ impl SnapshotStore {
             format.write(&meta, catalog, &mut counting)?;
             size = counting.count;
             Ok(())
-        })?;
+        };
+        match &reuse {
+            Some(old) => {
+                atomic_write_reusing(&*self.fs, &path, old, &mut write)?;
+                tracing::debug!(file = %path.display(), reused = %old.display(), "snapshot written over an old one's blocks");
+            }
+            None => atomic_write(&*self.fs, &path, &mut write)?,
+        }
         tracing::info!(
             file = %path.display(),
             lsn,

@@ -373,3 +373,81 @@ fn concurrent_writers_sharing_a_store_never_collide() {
     assert!(entries.iter().all(SnapshotEntry::is_readable));
     assert_eq!(files(dir.path()).len(), 30, "no temp files left");
 }
+
+/// Inode numbers of the snapshot files in `dir`, by name.
+#[cfg(unix)]
+fn inodes(dir: &std::path::Path) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    files(dir)
+        .into_iter()
+        .map(|name| {
+            let ino = std::fs::metadata(dir.join(&name)).expect("stat").ino();
+            (name, ino)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_snapshot_past_retention_reuses_the_file_retention_removes_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(dir.path(), "shop");
+    // The oldest snapshot is the largest: the one written into its file must be cut short.
+    let big = sample_catalog(500);
+    s.write_retaining(&LineFormat, 1, &big, t(0, 0), 3)
+        .expect("write");
+    for i in 1..3 {
+        s.write_retaining(
+            &LineFormat,
+            1 + i,
+            &sample_catalog(i as i64),
+            t(i as i64, 0),
+            3,
+        )
+        .expect("write");
+    }
+    let before = inodes(dir.path());
+    assert_eq!(before.len(), 3);
+
+    let small = sample_catalog(2);
+    let (info, removed) = s
+        .write_retaining(&LineFormat, 10, &small, t(10, 0), 3)
+        .expect("write");
+    let after = inodes(dir.path());
+    // Still three, the oldest gone, the new one in the oldest one's file.
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after[..2], before[1..]);
+    assert_eq!(after[2].0, info.file_name);
+    assert_eq!(after[2].1, before[0].1, "written into the old file");
+    assert!(removed.is_empty(), "nothing left to remove: {removed:?}");
+    assert_eq!(
+        info.size,
+        std::fs::metadata(&info.path).expect("stat").len()
+    );
+    let (meta, back) = s.load(&info).expect("load");
+    assert_eq!((meta.lsn, back), (10, small));
+    assert!(files(dir.path()).iter().all(|f| !f.ends_with(".tmp")));
+}
+
+#[test]
+fn no_file_is_reused_while_it_is_the_only_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(dir.path(), "shop");
+    let first = s
+        .write_retaining(&LineFormat, 1, &sample_catalog(3), t(0, 0), 1)
+        .expect("write")
+        .0;
+    // keep = 1: reusing the only snapshot's file would leave none on disk during the write.
+    // It is written anew and the old one removed after.
+    let (second, removed) = s
+        .write_retaining(&LineFormat, 2, &sample_catalog(4), t(1, 0), 1)
+        .expect("write");
+    assert_eq!(removed, vec![first.path.clone()]);
+    assert_eq!(files(dir.path()), vec![second.file_name.clone()]);
+    // keep = 2 with one snapshot: nothing past retention, nothing reused or removed.
+    let (third, removed) = s
+        .write_retaining(&LineFormat, 3, &sample_catalog(5), t(2, 0), 2)
+        .expect("write");
+    assert!(removed.is_empty());
+    assert_eq!(files(dir.path()), vec![second.file_name, third.file_name]);
+}

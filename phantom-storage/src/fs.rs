@@ -179,28 +179,98 @@ pub fn atomic_write(
     target: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
-    let dir = match target.parent() {
+    let tmp = temp_path(target);
+    write_then_rename(fs, target, &tmp, fs.create(&tmp), write)
+}
+
+/// [`atomic_write`] into the blocks of `reuse`, a file the caller was about to delete (an old
+/// snapshot past retention): it is renamed to the temp name, the directory fsynced (so its old
+/// name can never come back pointing at half-overwritten bytes), and overwritten in place,
+/// then cut to the new length, fsynced and renamed over `target` as usual.
+///
+/// Why: deleting a large file frees its blocks, and on a file system mounted with `discard`
+/// (this project's VM disk) that sends the device a discard that stalls concurrent fdatasyncs
+/// for ~10 ms; writing a new file allocates blocks again. Reusing the file does neither
+/// (`docs/performance.md`, "Snapshot files recycled"). If `reuse` cannot be renamed (it is
+/// gone), this is [`atomic_write`].
+pub fn atomic_write_reusing(
+    fs: &dyn FileSystem,
+    target: &Path,
+    reuse: &Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let tmp = temp_path(target);
+    if let Err(e) = fs.rename(reuse, &tmp) {
+        tracing::debug!(file = %reuse.display(), error = %e, "not reused; writing a new file");
+        return atomic_write(fs, target, write);
+    }
+    let dir = parent_dir(target);
+    if let Err(e) = fs.sync_dir(&dir) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::from(e).in_file(&dir));
+    }
+    write_then_rename(fs, target, &tmp, fs.open_write(&tmp), write)
+}
+
+fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    let tmp = temp_path(target);
+    }
+}
+
+/// Fills `file` (the temp file `tmp`, opened at position 0) through `write`, cuts it to what
+/// was written (a reused file may have been longer), fsyncs it, renames it over `target` and
+/// fsyncs the directory. On error `tmp` is removed (best effort).
+fn write_then_rename(
+    fs: &dyn FileSystem,
+    target: &Path,
+    tmp: &Path,
+    file: io::Result<Box<dyn FileWrite>>,
+    write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let result = (|| -> Result<()> {
-        let mut file = fs.create(&tmp)?;
-        {
-            let mut buf = BufWriter::with_capacity(1 << 20, &mut file);
+        let mut file = file?;
+        let len = {
+            let mut counted = CountingWriter {
+                inner: &mut file,
+                count: 0,
+            };
+            let mut buf = BufWriter::with_capacity(1 << 20, &mut counted);
             write(&mut buf)?;
             buf.flush()?;
-        }
+            drop(buf);
+            counted.count
+        };
+        file.set_len(len)?;
         file.sync_all()?;
         drop(file);
-        fs.rename(&tmp, target)?;
+        fs.rename(tmp, target)?;
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = fs.remove_file(&tmp);
+        let _ = fs.remove_file(tmp);
         return Err(e.in_file(target));
     }
+    let dir = parent_dir(target);
     fs.sync_dir(&dir).map_err(|e| Error::from(e).in_file(&dir))
+}
+
+/// Counts the bytes written through it.
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    count: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Removes stray temp files left in `dir` by an interrupted [`atomic_write`]; returns their names.
