@@ -487,28 +487,19 @@ impl Sink for CatalogSink {
 /// wake a sleeping thread, which costs tens of µs on a VM: 1,024-row batches measured
 /// 148–167 ms for 1M rows, 4,096-row batches 143 ms (`docs/performance.md`).
 const PIPE_BATCH: usize = 4096;
-/// Batches in flight between the two threads. What the pipeline adds to the catalog's own
-/// memory is the batches' value vectors (recycled) and row lists (24 bytes a row).
+/// Batches in flight between the two threads. The rows in flight are the catalog's own rows
+/// on their way to it; what the pipeline adds is the batch vectors (24 bytes a row).
 const PIPE_DEPTH: usize = 4;
-
-/// Rows on their way from the decoding thread to the builder: each row's id, value count and
-/// file offset, and all their values one after another. The builder moves each row's values
-/// into the shared [`Row`] it keeps (so the rows are allocated on the builder's side, which has
-/// the lighter load) and sends `values` back empty for the decoder to fill again: neither
-/// thread frees memory the other allocated while both are running.
-struct Batch {
-    rows: Vec<(RowId, usize, u64)>,
-    values: Vec<Value>,
-}
 
 /// What the decoding thread sends the building thread, in file order.
 enum Event {
     Begin(String, Schema),
-    /// Rows already checked against the schema (the decoding thread reads every value while
-    /// it is in its cache). No thread frees memory the other thread's allocator arena owns
-    /// (glibc serialises such frees with that arena's allocations: measured, it made the
-    /// pipeline slower than one thread).
-    Rows(Batch),
+    /// Rows already checked against the schema and in their shared form: the decoding thread
+    /// reads every value while it is in its cache, and allocates the rows, so the builder
+    /// never frees memory the other thread's allocator arena owns (glibc serialises such
+    /// frees with that arena's allocations: measured, it made the pipeline slower than one
+    /// thread).
+    Rows(Vec<(RowId, Row, u64)>),
     End(RowId, u64),
 }
 
@@ -522,7 +513,6 @@ enum Event {
 /// started, the read runs sequentially on this thread.
 fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(PIPE_DEPTH);
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Value>>();
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("phantom-image-build".into())
@@ -531,16 +521,10 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
                 for event in rx {
                     match event {
                         Event::Begin(name, schema) => sink.begin_table(name, schema),
-                        Event::Rows(Batch { rows, mut values }) => {
-                            let mut it = values.drain(..);
-                            for (id, len, at) in rows {
-                                // `Take` of a drain is exact-size: one allocation per row.
-                                let row: Row = it.by_ref().take(len).collect();
+                        Event::Rows(rows) => {
+                            for (id, row, at) in rows {
                                 sink.checked_row(id, row, at)?;
                             }
-                            drop(it);
-                            // The decoder may be done; then the vector is freed here, after.
-                            let _ = back_tx.send(values);
                         }
                         Event::End(next_row_id, at) => sink.end_table(next_row_id, at)?,
                     }
@@ -559,11 +543,7 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
         let mut pipe = PipeSink {
             tx,
             check: ScanSink::default(),
-            batch: Batch {
-                rows: Vec::with_capacity(PIPE_BATCH),
-                values: Vec::new(),
-            },
-            recycled: back_rx,
+            batch: Vec::with_capacity(PIPE_BATCH),
             closed: false,
         };
         let decoded = reader.body(&mut pipe);
@@ -588,9 +568,7 @@ struct PipeSink {
     tx: std::sync::mpsc::SyncSender<Event>,
     /// Checks each row against its table's schema here, as `scan` does.
     check: ScanSink,
-    batch: Batch,
-    /// Value vectors the builder has emptied, for the next batches.
-    recycled: std::sync::mpsc::Receiver<Vec<Value>>,
+    batch: Vec<(RowId, Row, u64)>,
     /// The builder stopped (it failed; its error is the one reported).
     closed: bool,
 }
@@ -606,16 +584,11 @@ impl PipeSink {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.batch.rows.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        let values = self.recycled.try_recv().unwrap_or_default();
-        let next = Batch {
-            rows: Vec::with_capacity(PIPE_BATCH),
-            values,
-        };
-        let batch = std::mem::replace(&mut self.batch, next);
-        self.send(Event::Rows(batch))
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(PIPE_BATCH));
+        self.send(Event::Rows(rows))
     }
 }
 
@@ -633,9 +606,9 @@ impl Sink for PipeSink {
             self.flush()?;
             return Err(e);
         }
-        self.batch.rows.push((id, values.len(), at));
-        self.batch.values.append(values);
-        if self.batch.rows.len() >= PIPE_BATCH {
+        // One allocation, exactly sized (a drain is a trusted-length iterator).
+        self.batch.push((id, values.drain(..).collect(), at));
+        if self.batch.len() >= PIPE_BATCH {
             self.flush()?;
         }
         Ok(())
