@@ -191,8 +191,8 @@ pub fn atomic_write(
 /// Why: deleting a large file frees its blocks, and on a file system mounted with `discard`
 /// (this project's VM disk) that sends the device a discard that stalls concurrent fdatasyncs
 /// for ~10 ms; writing a new file allocates blocks again. Reusing the file does neither
-/// (`docs/performance.md`, "Snapshot files recycled"). If `reuse` cannot be renamed (it is
-/// gone), this is [`atomic_write`].
+/// (`docs/performance.md`, "Summary (2026-12-02, third session)"). If `reuse` cannot be
+/// renamed (it is gone), this is [`atomic_write`].
 pub fn atomic_write_reusing(
     fs: &dyn FileSystem,
     target: &Path,
