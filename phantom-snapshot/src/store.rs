@@ -169,23 +169,6 @@ impl fmt::Debug for SnapshotStore {
     }
 }
 
-/// A writer that counts the bytes passing through it.
-struct Counting<'a> {
-    inner: &'a mut dyn Write,
-    count: u64,
-}
-
-impl Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 impl SnapshotStore {
     /// A store for the snapshots of `database` in `dir`. Validates the name
     /// ([`validate_name`]); creates nothing (the directory is created by the first
@@ -325,23 +308,15 @@ impl SnapshotStore {
             created: Some(now),
             kind: ImageKind::Snapshot,
         };
-        let mut size = 0;
-        let mut write = |out: &mut dyn Write| {
-            let mut counting = Counting {
-                inner: out,
-                count: 0,
-            };
-            format.write(&meta, catalog, &mut counting)?;
-            size = counting.count;
-            Ok(())
-        };
-        match &reuse {
+        let mut write = |out: &mut dyn Write| format.write(&meta, catalog, out);
+        let size = match &reuse {
             Some(old) => {
-                atomic_write_reusing(&*self.fs, &path, old, &mut write)?;
+                let size = atomic_write_reusing(&*self.fs, &path, old, &mut write)?;
                 tracing::debug!(file = %path.display(), reused = %old.display(), "snapshot written over an old one's blocks");
+                size
             }
             None => atomic_write(&*self.fs, &path, &mut write)?,
-        }
+        };
         tracing::info!(
             file = %path.display(),
             lsn,

@@ -172,13 +172,14 @@ pub fn temp_path(target: &Path) -> PathBuf {
 }
 
 /// Writes a whole file atomically: `write` fills a temp file in the same directory, which is
-/// fsynced, renamed over `target`, and the directory fsynced. On error the temp file is
-/// removed (best effort) and `target` is untouched. Errors carry the path.
+/// fsynced, renamed over `target`, and the directory fsynced; returns the bytes written. On
+/// error the temp file is removed (best effort) and `target` is untouched. Errors carry the
+/// path.
 pub fn atomic_write(
     fs: &dyn FileSystem,
     target: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
     let tmp = temp_path(target);
     write_then_rename(fs, target, &tmp, fs.create(&tmp), write)
 }
@@ -198,7 +199,7 @@ pub fn atomic_write_reusing(
     target: &Path,
     reuse: &Path,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
     let tmp = temp_path(target);
     if let Err(e) = fs.rename(reuse, &tmp) {
         tracing::debug!(file = %reuse.display(), error = %e, "not reused; writing a new file");
@@ -221,15 +222,15 @@ fn parent_dir(target: &Path) -> PathBuf {
 
 /// Fills `file` (the temp file `tmp`, opened at position 0) through `write`, cuts it to what
 /// was written (a reused file may have been longer), fsyncs it, renames it over `target` and
-/// fsyncs the directory. On error `tmp` is removed (best effort).
+/// fsyncs the directory; returns the bytes written. On error `tmp` is removed (best effort).
 fn write_then_rename(
     fs: &dyn FileSystem,
     target: &Path,
     tmp: &Path,
     file: io::Result<Box<dyn FileWrite>>,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
-    let result = (|| -> Result<()> {
+) -> Result<u64> {
+    let result = (|| -> Result<u64> {
         let mut file = file?;
         let len = {
             let mut counted = CountingWriter {
@@ -246,14 +247,19 @@ fn write_then_rename(
         file.sync_all()?;
         drop(file);
         fs.rename(tmp, target)?;
-        Ok(())
+        Ok(len)
     })();
-    if let Err(e) = result {
-        let _ = fs.remove_file(tmp);
-        return Err(e.in_file(target));
-    }
+    let len = match result {
+        Ok(len) => len,
+        Err(e) => {
+            let _ = fs.remove_file(tmp);
+            return Err(e.in_file(target));
+        }
+    };
     let dir = parent_dir(target);
-    fs.sync_dir(&dir).map_err(|e| Error::from(e).in_file(&dir))
+    fs.sync_dir(&dir)
+        .map_err(|e| Error::from(e).in_file(&dir))?;
+    Ok(len)
 }
 
 /// Counts the bytes written through it.
