@@ -427,6 +427,21 @@ fn a_snapshot_past_retention_reuses_the_file_retention_removes_and_reads_back() 
     let (meta, back) = s.load(&info).expect("load");
     assert_eq!((meta.lsn, back), (10, small));
     assert!(files(dir.path()).iter().all(|f| !f.ends_with(".tmp")));
+
+    // The other way round: a larger snapshot into a smaller file just grows it.
+    let (info, _) = s
+        .write_retaining(&LineFormat, 11, &big, t(11, 0), 3)
+        .expect("write");
+    assert_eq!(
+        inodes(dir.path())[2].1,
+        after[0].1,
+        "written into the old file"
+    );
+    assert_eq!(
+        info.size,
+        std::fs::metadata(&info.path).expect("stat").len()
+    );
+    assert_eq!(s.load(&info).expect("load").1, big);
 }
 
 #[test]

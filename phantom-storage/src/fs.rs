@@ -181,7 +181,7 @@ pub fn atomic_write(
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
     let tmp = temp_path(target);
-    write_then_rename(fs, target, &tmp, fs.create(&tmp), write)
+    write_then_rename(fs, target, &tmp, fs.create(&tmp), None, write)
 }
 
 /// [`atomic_write`] into the blocks of `reuse`, a file the caller was about to delete (an old
@@ -210,7 +210,14 @@ pub fn atomic_write_reusing(
         let _ = fs.remove_file(&tmp);
         return Err(Error::from(e).in_file(&dir));
     }
-    write_then_rename(fs, target, &tmp, fs.open_write(&tmp), write)
+    let old_len = match fs.file_len(&tmp) {
+        Ok(len) => len,
+        Err(e) => {
+            let _ = fs.remove_file(&tmp);
+            return Err(Error::from(e).in_file(&tmp));
+        }
+    };
+    write_then_rename(fs, target, &tmp, fs.open_write(&tmp), old_len, write)
 }
 
 fn parent_dir(target: &Path) -> PathBuf {
@@ -221,13 +228,16 @@ fn parent_dir(target: &Path) -> PathBuf {
 }
 
 /// Fills `file` (the temp file `tmp`, opened at position 0) through `write`, cuts it to what
-/// was written (a reused file may have been longer), fsyncs it, renames it over `target` and
-/// fsyncs the directory; returns the bytes written. On error `tmp` is removed (best effort).
+/// was written if it was longer before (`old_len`, a reused file), fsyncs it, renames it over
+/// `target` and fsyncs the directory; returns the bytes written. On error `tmp` is removed
+/// (best effort). A file that only grew is not truncated: on ext4 even a truncate to the
+/// current size costs milliseconds, and a commit waits behind it (`docs/performance.md`).
 fn write_then_rename(
     fs: &dyn FileSystem,
     target: &Path,
     tmp: &Path,
     file: io::Result<Box<dyn FileWrite>>,
+    old_len: Option<u64>,
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
     let result = (|| -> Result<u64> {
@@ -243,7 +253,9 @@ fn write_then_rename(
             drop(buf);
             counted.count
         };
-        file.set_len(len)?;
+        if old_len.is_some_and(|old| old > len) {
+            file.set_len(len)?;
+        }
         file.sync_all()?;
         drop(file);
         fs.rename(tmp, target)?;
