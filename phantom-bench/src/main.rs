@@ -185,6 +185,9 @@ fn run(raw: &[String]) -> Result<()> {
             "Durability: SQLite WAL + synchronous=FULL; redb Durability::Immediate; fjall \
              PersistMode::SyncAll after every commit."
                 .to_owned(),
+            "Before every measured repetition the bench runs `sync` (so no earlier workload's \
+             writes are flushed during it) and waits for the CPUs to be idle."
+                .to_owned(),
         ],
         ..Report::default()
     };

@@ -45,6 +45,15 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
+/// Settles the machine before a measurement: writes back every file system's dirty data (`sync`,
+/// so the previous workload's writes — other systems' data sets among them — are not flushed
+/// by the kernel in the middle of this one), then [`wait_for_idle_cpu`].
+pub(crate) fn settle(max: Duration) -> f64 {
+    // `sync` is coreutils; without it the measurement only waits for an idle CPU.
+    let _ = std::process::Command::new("sync").status();
+    wait_for_idle_cpu(max)
+}
+
 /// Waits (at most `max`) until the CPUs were less than 25 % busy over a window of a quarter of
 /// `max` (at most 200 ms). Returns the last busy fraction seen.
 pub(crate) fn wait_for_idle_cpu(max: Duration) -> f64 {

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 
-use crate::measure::{ms, percentile, raw_fdatasync, wait_for_idle_cpu};
+use crate::measure::{ms, percentile, raw_fdatasync, settle};
 use crate::redis::{Persistence, Reply, Server};
 use crate::report::{PHANTOM, RAW, RAW_GROWING, REDIS, Report};
 use crate::rows::Row;
@@ -159,7 +159,7 @@ impl Bench {
         for rep in 0..self.reps {
             for kind in self.kinds.clone() {
                 progress(&format!("W1 rep {} {}", rep + 1, kind.name()));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let dir = tempdir(kind)?;
                 let store = systems::open(kind, dir.path())?;
                 let mut lat = Vec::with_capacity(n);
@@ -174,7 +174,7 @@ impl Bench {
                 self.latencies("W1", kind.name(), n, secs, &lat);
             }
             progress(&format!("W1 rep {} {PHANTOM_GROWING}", rep + 1));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let dir = tempdir(Kind::Phantom)?;
             let store = Phantom::open_with(dir.path(), false)?;
             let mut lat = Vec::with_capacity(n);
@@ -189,7 +189,7 @@ impl Bench {
             self.latencies("W1", PHANTOM_GROWING, n, secs, &lat);
             for (name, grow) in [(RAW, false), (RAW_GROWING, true)] {
                 progress(&format!("W1 rep {} {name}", rep + 1));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let dir = tempdir(Kind::Phantom)?;
                 let start = Instant::now();
                 let lat = raw_fdatasync(dir.path(), self.sizes.raw_appends, grow)?;
@@ -217,7 +217,7 @@ impl Bench {
         for rep in 0..self.reps {
             for kind in self.kinds.clone() {
                 progress(&format!("W2 rep {} {}", rep + 1, kind.name()));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let dir = tempdir(kind)?;
                 let store = systems::open(kind, dir.path())?;
                 let store: &dyn Store = &*store;
@@ -268,7 +268,7 @@ impl Bench {
         for rep in 0..self.reps {
             for kind in self.kinds.clone() {
                 progress(&format!("W3 rep {} {}", rep + 1, kind.name()));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let (dir, secs) = self.load(kind)?;
                 #[allow(clippy::cast_precision_loss)]
                 self.report.add(
@@ -323,7 +323,7 @@ impl Bench {
         // Log only: W3 takes no snapshot (automatic snapshots are off).
         for rep in 0..self.reps {
             progress(&format!("W4 rep {} PhantomDB, log only", rep + 1));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let (secs, rss) = child_open(Kind::Phantom, &phantom_dir)?;
             self.report
                 .add("W4", "open from log only (s)", PHANTOM, false, secs);
@@ -332,7 +332,7 @@ impl Bench {
             if let Some(d) = &redis_dir {
                 // The W3 AOF only: no dump.rdb exists yet (`save ""`; it is written below).
                 progress(&format!("W4 rep {} Redis, AOF load", rep + 1));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let (secs, rss) = redis_open(d, Persistence::Aof)?;
                 self.report
                     .add("W4", "open from log only (s)", REDIS, false, secs);
@@ -357,7 +357,7 @@ impl Bench {
         for rep in 0..self.reps {
             for (kind, dir) in &dirs {
                 progress(&format!("W4 rep {} {}", rep + 1, kind.name()));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let (secs, rss) = if *kind == Kind::Redis {
                     redis_open(dir, Persistence::RdbOnly)?
                 } else {
@@ -443,12 +443,12 @@ impl Bench {
                 "W4 rep {} PhantomDB, log of single commits",
                 rep + 1
             ));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let (secs, _) = child_open(Kind::Phantom, phantom_dir.path())?;
             self.report.add("W4", METRIC, PHANTOM, false, secs);
             if let Some(d) = &redis_dir {
                 progress(&format!("W4 rep {} Redis, AOF of single SETs", rep + 1));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let (secs, _) = redis_open(d.path(), Persistence::Aof)?;
                 self.report.add("W4", METRIC, REDIS, false, secs);
             }
@@ -477,14 +477,14 @@ impl Bench {
         };
         for rep in 0..self.reps {
             progress(&format!("W5 rep {} snapshots", rep + 1));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             phantom.db.set_snapshot_format(Arc::new(BinaryFormat));
             let t = Instant::now();
             phantom.db.create_snapshot(DB)?;
             let bin = t.elapsed().as_secs_f64();
             self.report
                 .add("W5", "snapshot, binary (s)", PHANTOM, false, bin);
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let out = sqlite_dir.join(format!("vacuum-{rep}.sqlite"));
             let t = Instant::now();
             sqlite.with(|c| {
@@ -497,12 +497,12 @@ impl Bench {
             self.report
                 .add("W5", "snapshot, binary (s)", "SQLite", false, vac);
             if let Some((_, conn)) = &mut redis {
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let secs = crate::redis::bgsave(conn)?;
                 self.report
                     .add("W5", "snapshot, binary (s)", REDIS, false, secs);
             }
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             phantom.db.set_snapshot_format(Arc::new(CsvFormat));
             let t = Instant::now();
             phantom.db.create_snapshot(DB)?;
@@ -526,7 +526,7 @@ impl Bench {
         let mut next_id: i64 = 100_000_000;
         for rep in 0..self.reps {
             progress(&format!("W5 rep {} writer p99, idle", rep + 1));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let idle = writer(&phantom, &mut next_id, n)?;
             self.report.add(
                 "W5",
@@ -536,7 +536,7 @@ impl Bench {
                 percentile(&idle, 0.99),
             );
             progress(&format!("W5 rep {} writer p99, during snapshots", rep + 1));
-            wait_for_idle_cpu(self.idle_wait);
+            settle(self.idle_wait);
             let stop = AtomicBool::new(false);
             let (busy, snaps) = std::thread::scope(|s| -> Result<(Vec<f64>, usize)> {
                 let snapper = s.spawn(|| -> Result<usize> {
@@ -596,7 +596,7 @@ impl Bench {
         for rep in 0..self.reps {
             for (kind, store) in &stores {
                 progress(&format!("W6 rep {} {}", rep + 1, kind.name()));
-                wait_for_idle_cpu(self.idle_wait);
+                settle(self.idle_wait);
                 let t = Instant::now();
                 let mut found = 0usize;
                 for k in &keys {
