@@ -500,6 +500,30 @@ pub(crate) fn list_segments(
     Ok(segs)
 }
 
+/// Whether `seg`, the last segment of a log, is a roll-over (or creation) that a crash
+/// interrupted, which holds nothing that was ever acknowledged: its header is missing or all
+/// zeros, or it is torn — it does not decode *and* nothing but zeros follows it (a crash
+/// persisted part of its unsynced bytes: found by the simulation, seed 2213 of a 3,000-seed
+/// campaign). No record can be in such a segment: records go in only after the header is
+/// fsynced, and a fsynced header is whole. A header that does not decode with anything after
+/// it is damage to a real segment: `false`, and the scan reports it as corruption.
+pub(crate) fn interrupted_roll_over(seg: &mut SegmentBytes) -> Result<bool, Error> {
+    seg.fill_to(SEGMENT_HEADER_LEN)?;
+    let head = seg.bytes().get(..SEGMENT_HEADER_LEN);
+    if head.is_none_or(|h| h.iter().all(|&b| b == 0)) {
+        return Ok(true);
+    }
+    if seg.header().is_ok() {
+        return Ok(false);
+    }
+    // Rare (a crash inside a roll-over, or damage): reading the whole segment is affordable.
+    seg.fill_all()?;
+    Ok(seg
+        .bytes()
+        .get(SEGMENT_HEADER_LEN..)
+        .is_none_or(|rest| rest.iter().all(|&b| b == 0)))
+}
+
 /// How far past a zero record header a preallocated segment is checked for non-zero bytes
 /// before the rest is taken for free space without being read (`docs/formats/wal.md`). The
 /// writer never has more than this many bytes of records in a preallocated segment written but

@@ -11,7 +11,8 @@ use phantom_storage::FileSystem;
 use crate::entry::{LogEntry, Lsn, Record};
 use crate::error::{Error, Result};
 use crate::layout::{
-    Probe, SEGMENT_HEADER_LEN, SegmentBytes, SegmentHeader, Tail, classify_tail, list_segments,
+    Probe, SEGMENT_HEADER_LEN, SegmentBytes, SegmentHeader, Tail, classify_tail,
+    interrupted_roll_over, list_segments,
 };
 
 /// A torn tail: the bytes after the last valid record of the last segment, which a crash left
@@ -92,20 +93,18 @@ impl WalReader {
         // An interrupted roll-over leaves a last segment without a complete header: a torn tail.
         if let Some((_, path)) = segments.last()
             && segments.len() > 1
+            && interrupted_roll_over(&mut SegmentBytes::open(fs.as_ref(), path)?)?
         {
-            let head = read_head(fs.as_ref(), path)?;
-            if head.len() < SEGMENT_HEADER_LEN || head.iter().all(|&b| b == 0) {
-                let len = fs
-                    .file_len(path)
-                    .map_err(|e| Error::io(path, e))?
-                    .unwrap_or(0);
-                status.torn_tail = Some(TornTail {
-                    file: path.clone(),
-                    offset: 0,
-                    bytes_cut: len,
-                });
-                segments.pop();
-            }
+            let len = fs
+                .file_len(path)
+                .map_err(|e| Error::io(path, e))?
+                .unwrap_or(0);
+            status.torn_tail = Some(TornTail {
+                file: path.clone(),
+                offset: 0,
+                bytes_cut: len,
+            });
+            segments.pop();
         }
         // Skip segments whose successor starts at or before `from`.
         let mut start = 0;

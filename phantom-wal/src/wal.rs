@@ -28,7 +28,8 @@ use crate::error::{Error, Result};
 use crate::layout::{
     FLAG_PREALLOCATED, FormatVersion, MAX_PAYLOAD_LEN, Probe, RECORD_HEADER_LEN, RecordMeta,
     SEGMENT_HEADER_LEN, SegmentBytes, SegmentHeader, Tail, ZERO_CHECK_WINDOW, classify_tail,
-    encode_record_header, len_without_trailing_zeros, list_segments, new_salt, segment_file_name,
+    encode_record_header, interrupted_roll_over, len_without_trailing_zeros, list_segments,
+    new_salt, segment_file_name,
 };
 use crate::reader::{TornTail, WalReader};
 use crate::sink::{LogSink, LogStats, SyncMode};
@@ -289,12 +290,10 @@ impl Wal {
         let mut next_number = 1;
 
         // A last segment without a complete header is a roll-over (or creation) that a crash
-        // interrupted: nothing in it was ever acknowledged.
+        // interrupted: nothing in it was ever acknowledged (`interrupted_roll_over`).
         if let Some((number, path)) = segs.last().cloned() {
             let mut seg = SegmentBytes::open(fs.as_ref(), &path)?;
-            seg.fill_to(SEGMENT_HEADER_LEN)?;
-            let head = seg.bytes().get(..SEGMENT_HEADER_LEN);
-            if head.is_none_or(|h| h.iter().all(|&b| b == 0)) {
+            if interrupted_roll_over(&mut seg)? {
                 tracing::warn!(file = %path.display(), "segment with an incomplete header: interrupted roll-over");
                 seg.fill_all()?;
                 let bytes = seg.bytes();

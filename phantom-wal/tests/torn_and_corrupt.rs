@@ -591,3 +591,50 @@ fn scans_far_into_a_segment_still_name_offsets_in_the_file() {
         );
     }
 }
+
+#[test]
+fn a_last_segment_with_a_torn_header_and_nothing_after_it_is_an_interrupted_roll_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 12, tiny_segments());
+    let segments = spans.last().unwrap().0 + 1;
+    assert!(segments >= 2, "{segments} segments");
+    let header = read_at(&segment_path(dir.path(), 0), 0, SEGMENT_HEADER_LEN);
+    // A roll-over to the next segment that a crash cut short: only part of its header reached
+    // the disk (here the first 12 bytes, magic and version), the rest is zeros, and so is the
+    // preallocated space after it.
+    let next = segment_path(dir.path(), segments);
+    let mut torn = header[..12].to_vec();
+    torn.resize(4096, 0);
+    std::fs::write(&next, &torn).unwrap();
+
+    // A read-only reader sees the same: every record, then a torn tail at the segment's start.
+    let mut reader = WalReader::open(Arc::new(StdFs), dir.path(), "db", 1).unwrap();
+    assert_eq!(reader.by_ref().map(|r| r.unwrap().lsn).last(), Some(12));
+    let seen = reader.status().torn_tail.clone().expect("torn tail seen");
+    assert_eq!((seen.file.as_path(), seen.offset), (next.as_path(), 0));
+
+    let (wal, report) = open(dir.path(), tiny_segments());
+    assert_eq!(report.records, 12);
+    let tail = report.torn_tail.expect("reported");
+    assert_eq!((tail.file.as_path(), tail.offset), (next.as_path(), 0));
+    // The log goes on: the next record lands in a fresh segment of that number.
+    let lsn = wal.append(&insert(13)).unwrap();
+    assert_eq!(lsn, 13);
+    wal.commit(lsn).unwrap();
+    drop(wal);
+    let (_, report) = open(dir.path(), tiny_segments());
+    assert_eq!((report.records, report.torn_tail), (13, None));
+}
+
+#[test]
+fn a_damaged_header_with_records_after_it_is_corruption_not_a_torn_roll_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = write_log(dir.path(), 12, tiny_segments());
+    let last = segment_path(dir.path(), spans.last().unwrap().0);
+    // One flipped byte in the magic of the active segment, whose records follow the header.
+    let mut b = read_at(&last, 2, 1);
+    b[0] ^= 0x40;
+    write_at(&last, 2, &b);
+    let err = Wal::open(Arc::new(StdFs), dir.path(), "db", tiny_segments()).unwrap_err();
+    assert_points_at(&err, &last, 0);
+}
