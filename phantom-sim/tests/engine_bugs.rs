@@ -85,3 +85,15 @@ fn seeds_that_lost_commits_in_a_segment_whose_directory_entry_was_not_durable() 
         }
     }
 }
+
+/// A crash inside a roll-over persisted only part of the new segment's unsynced header (the
+/// rest, and the preallocated space after it, zeros). The open took the header for damage
+/// ("bad magic") and refused the log, though nothing in that segment was ever acknowledged.
+/// Now a last segment whose header does not decode and which holds only zeros after it is an
+/// interrupted roll-over, as one whose header is all zeros. Found by a 3,000-seed campaign.
+#[test]
+fn a_seed_whose_crash_tore_a_new_segments_header() {
+    if let Err(v) = phantom_sim::simulate(2213, &phantom_sim::SimConfig::default()) {
+        panic!("{v:?}");
+    }
+}

@@ -18,7 +18,7 @@ pub(crate) struct Budget {
 impl Budget {
     /// What `cargo xtask ci` runs.
     pub(crate) const CI: Budget = Budget {
-        sim_seeds: 500,
+        sim_seeds: 3000,
         kills: 20,
         corruptions: 2000,
     };

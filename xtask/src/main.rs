@@ -52,7 +52,7 @@ fn usage() {
             "cargo xtask <task>\n\n\
              tasks:\n  \
              ci      fmt --check, clippy -D warnings, all tests and doc tests, rustdoc -D warnings, with the\n          \
-                     CI budgets of the durability campaigns (500 simulation seeds, 20 kills,\n          \
+                     CI budgets of the durability campaigns (3,000 simulation seeds, 20 kills,\n          \
                      2,000 corruption cases, every fuzz corpus replayed)\n  \
              crash   [--sim-seeds N] [--kills N] [--corruptions N] [--debug]: the durability\n          \
                      campaigns at any length (release mode)\n  \
