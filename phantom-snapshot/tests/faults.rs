@@ -162,3 +162,34 @@ fn listing_and_retention_failures_name_the_operation_and_keep_the_files() {
     fs.set(None);
     assert_eq!(s.retain(1).expect("retain").len(), 2);
 }
+
+#[test]
+fn a_failure_while_reusing_an_old_snapshots_file_leaves_the_newer_snapshots_and_no_temp_file() {
+    for op in ["sync_dir", "rename"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (fs, s) = setup(dir.path());
+        for i in 0..3 {
+            s.write_retaining(&LineFormat, i + 1, &sample_catalog(3), t(i as i64, 0), 3)
+                .expect("write");
+        }
+        let before = files(dir.path());
+        // The next write reuses the oldest file: fail the directory sync after it is renamed
+        // away, or the rename itself.
+        fs.set(Some(op));
+        s.write_retaining(&LineFormat, 9, &sample_catalog(4), t(9, 0), 3)
+            .expect_err(op);
+        fs.set(None);
+        let after = files(dir.path());
+        assert!(
+            after.iter().all(|f| !f.ends_with(".tmp")),
+            "{op}: {after:?}"
+        );
+        // The two newer snapshots are untouched and load; at most the oldest (which retention
+        // was about to remove) is gone.
+        assert!(after.len() >= 2, "{op}: {after:?}");
+        assert_eq!(after[after.len() - 2..], before[1..], "{op}");
+        for entry in s.list().expect("list") {
+            s.load(entry.path()).expect("loads");
+        }
+    }
+}
