@@ -61,8 +61,9 @@ pub struct WalOptions {
     pub segment_size: u64,
     /// Extend each new segment to `segment_size` up front (zeros, `set_len`), so fdatasync need
     /// not update the file size; the writer also keeps 1 MiB of zeros written ahead of its
-    /// records, so fdatasync need not write a block map either (`docs/formats/wal.md`). Default true. Opening never reads the free space past a
-    /// window of [`ZERO_CHECK_WINDOW`] bytes after the last record (`docs/formats/wal.md`).
+    /// records, so fdatasync need not write a block map either. Default true. Opening never
+    /// reads the free space past a window of [`ZERO_CHECK_WINDOW`] bytes after the last record
+    /// (`docs/formats/wal.md`).
     pub preallocate: bool,
     /// LSN of the first record when the log is created (ignored when segments exist). The engine
     /// passes the snapshot LSN + 1 when the log was truncated away. Default 1.
@@ -124,7 +125,6 @@ struct Active {
     path: PathBuf,
     number: u64,
     salt: u32,
-    preallocated: bool,
     /// Bytes used: where the next record goes.
     bytes: u64,
     /// Bytes known to be on stable storage (everything written up to the last sync).
@@ -132,10 +132,17 @@ struct Active {
     /// Bytes from the start that have been written (records, or zeros written ahead): a write
     /// below this allocates no blocks. See [`Inner::zero_ahead`].
     written: u64,
-    /// The preallocated length of the file (0 if not preallocated): zeros are never written
-    /// past it.
+    /// The preallocated length of the file, 0 if the segment is not preallocated: zeros are
+    /// never written past it.
     preallocated_len: u64,
     last_lsn: Lsn,
+}
+
+impl Active {
+    /// Whether the segment was preallocated (its header's flag; see [`WalOptions::preallocate`]).
+    fn preallocated(&self) -> bool {
+        self.preallocated_len > 0
+    }
 }
 
 struct Io {
@@ -421,12 +428,15 @@ impl Wal {
                     path: info.path.clone(),
                     number: info.number,
                     salt: header.salt,
-                    preallocated: header.preallocated(),
                     bytes: used,
                     synced: used,
                     written: used,
                     preallocated_len: if header.preallocated() {
-                        fs.file_len(&info.path).map_err(io)?.unwrap_or(used)
+                        // At least the header, so never 0 for a preallocated segment.
+                        fs.file_len(&info.path)
+                            .map_err(io)?
+                            .unwrap_or(used)
+                            .max(SEGMENT_HEADER_LEN as u64)
                     } else {
                         0
                     },
@@ -465,7 +475,6 @@ impl Wal {
                     path,
                     number: next_number,
                     salt: header.salt,
-                    preallocated: options.preallocate,
                     bytes: SEGMENT_HEADER_LEN as u64,
                     synced: SEGMENT_HEADER_LEN as u64,
                     written: SEGMENT_HEADER_LEN as u64,
@@ -769,7 +778,7 @@ impl Inner {
         let mut rest = io.out.as_slice();
         let mut at = active.bytes - rest.len() as u64;
         while !rest.is_empty() {
-            let n = if active.preallocated {
+            let n = if active.preallocated() {
                 let room = (active.synced + ZERO_CHECK_WINDOW as u64).saturating_sub(at);
                 if room == 0 {
                     let synced = active.file.sync_data();
@@ -832,7 +841,7 @@ impl Inner {
     fn roll(&self, io: &mut Io, first_lsn: Lsn) -> Result<()> {
         let old = &mut io.active;
         let err = |e| Error::io(&old.path, e);
-        if old.preallocated {
+        if old.preallocated() {
             old.file.set_len(old.bytes).map_err(err)?;
         }
         old.file.sync_all().map_err(err)?;
@@ -882,7 +891,6 @@ impl Inner {
             path,
             number,
             salt: header.salt,
-            preallocated: self.options.preallocate,
             bytes: SEGMENT_HEADER_LEN as u64,
             synced: SEGMENT_HEADER_LEN as u64,
             written: SEGMENT_HEADER_LEN as u64,
