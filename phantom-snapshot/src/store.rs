@@ -169,6 +169,24 @@ impl fmt::Debug for SnapshotStore {
     }
 }
 
+/// How many of `entries` (oldest first) retention removes to keep `keep` readable ones: the
+/// entries before the oldest of the newest `keep` readable ones (unreadable ones newer than it
+/// stay, as evidence).
+fn retention_cutoff(entries: &[SnapshotEntry], keep: usize) -> usize {
+    let mut cutoff = entries.len();
+    let mut readable = 0;
+    for (i, entry) in entries.iter().enumerate().rev() {
+        if readable == keep {
+            break;
+        }
+        cutoff = i;
+        if entry.is_readable() {
+            readable += 1;
+        }
+    }
+    cutoff
+}
+
 impl SnapshotStore {
     /// A store for the snapshots of `database` in `dir`. Validates the name
     /// ([`validate_name`]); creates nothing (the directory is created by the first
@@ -260,18 +278,8 @@ impl SnapshotStore {
             return Ok(None);
         }
         let entries = self.list()?;
-        // As in `retain`, with the new snapshot taking one of the `keep` places.
-        let mut cutoff = entries.len();
-        let mut readable = 0;
-        for (i, entry) in entries.iter().enumerate().rev() {
-            if readable == keep - 1 {
-                break;
-            }
-            cutoff = i;
-            if entry.is_readable() {
-                readable += 1;
-            }
-        }
+        // As `retain` will decide once the new snapshot has taken one of the `keep` places.
+        let cutoff = retention_cutoff(&entries, keep - 1);
         let others_readable = entries.iter().skip(1).any(SnapshotEntry::is_readable);
         Ok(match entries.first() {
             Some(oldest) if cutoff > 0 && others_readable => Some(oldest.path().to_path_buf()),
@@ -404,17 +412,7 @@ impl SnapshotStore {
     pub fn retain(&self, keep: usize) -> Result<Vec<PathBuf>> {
         let _guard = self.guard();
         let entries = self.list()?;
-        let mut cutoff = entries.len();
-        let mut readable = 0;
-        for (i, entry) in entries.iter().enumerate().rev() {
-            if readable == keep {
-                break;
-            }
-            cutoff = i;
-            if entry.is_readable() {
-                readable += 1;
-            }
-        }
+        let cutoff = retention_cutoff(&entries, keep);
         let mut removed = Vec::new();
         for entry in entries.into_iter().take(cutoff) {
             let path = entry.path().to_path_buf();
