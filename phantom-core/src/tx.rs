@@ -15,22 +15,17 @@ use phantom_storage::{Catalog, Column, Mutation, Row, RowId, Schema, Table, Valu
 use crate::error::{Error, Result};
 use crate::filter::{BoundFilter, Filter, Literal, coerce};
 
-/// Checks `row` against `columns` (as [`coerce`] does) and widens ints in float columns. A
-/// row nobody else holds (one just made from a `Vec`) changes in place; a shared one is checked
-/// on a copy, which replaces it only if a value changed, so the caller's row never changes.
+/// Checks `row` against `columns` (as [`coerce`] does) and widens ints in float columns, in
+/// place. A row nobody else holds (one just made from a `Vec`) changes where it is; a row the
+/// caller still holds is copied first, so the caller's row never changes.
 fn widen_in_place(table: &str, columns: &[Column], row: &mut Row) -> Result<()> {
+    if Row::get_mut(row).is_none() {
+        *row = row.iter().cloned().collect();
+    }
     if let Some(values) = Row::get_mut(row) {
         for (v, column) in values.iter_mut().zip(columns) {
             coerce(table, column, v)?;
         }
-        return Ok(());
-    }
-    let mut copy = row.to_vec();
-    for (v, column) in copy.iter_mut().zip(columns) {
-        coerce(table, column, v)?;
-    }
-    if copy[..] != row[..] {
-        *row = copy.into();
     }
     Ok(())
 }
