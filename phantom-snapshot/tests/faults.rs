@@ -11,15 +11,24 @@ use common::{LineFormat, files, sample_catalog, t};
 use phantom_snapshot::{Error, SnapshotStore};
 use phantom_storage::{FileRead, FileSystem, FileWrite, StdFs};
 
-/// The real file system, except that the operation named in `fail` returns an error.
+/// The real file system, except that the operation named in `fail` returns an error. It notes
+/// the file operations it is asked for, in order, with the file name.
 #[derive(Debug, Default)]
 struct FaultFs {
     fail: Mutex<Option<&'static str>>,
+    ops: Mutex<Vec<String>>,
 }
 
 impl FaultFs {
     fn set(&self, op: Option<&'static str>) {
         *self.fail.lock().expect("lock") = op;
+    }
+    fn note(&self, op: &str, path: &Path) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.ops.lock().expect("lock").push(format!("{op} {name}"));
+    }
+    fn take_ops(&self) -> Vec<String> {
+        std::mem::take(&mut *self.ops.lock().expect("lock"))
     }
     fn check(&self, op: &'static str) -> io::Result<()> {
         if *self.fail.lock().expect("lock") == Some(op) {
@@ -36,6 +45,7 @@ impl FileSystem for FaultFs {
         StdFs.open_read(path)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        self.note("create", path);
         self.check("create")?;
         StdFs.create(path)
     }
@@ -43,13 +53,16 @@ impl FileSystem for FaultFs {
         StdFs.open_append(path)
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        self.note("open_write", path);
         StdFs.open_write(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.note("rename", from);
         self.check("rename")?;
         StdFs.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.note("remove_file", path);
         self.check("remove_file")?;
         StdFs.remove_file(path)
     }
@@ -58,6 +71,7 @@ impl FileSystem for FaultFs {
         StdFs.create_dir_all(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.ops.lock().expect("lock").push("sync_dir".to_owned());
         self.check("sync_dir")?;
         StdFs.sync_dir(path)
     }
@@ -192,4 +206,34 @@ fn a_failure_while_reusing_an_old_snapshots_file_leaves_the_newer_snapshots_and_
             s.load(entry.path()).expect("loads");
         }
     }
+}
+
+#[test]
+fn a_reused_file_leaves_its_old_name_durably_before_a_byte_of_it_is_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fs, s) = setup(dir.path());
+    for i in 0..2 {
+        s.write_retaining(&LineFormat, i + 1, &sample_catalog(3), t(i as i64, 0), 2)
+            .expect("write");
+    }
+    let oldest = files(dir.path())[0].clone();
+    fs.take_ops();
+    let (info, removed) = s
+        .write_retaining(&LineFormat, 9, &sample_catalog(4), t(9, 0), 2)
+        .expect("write");
+    assert!(removed.is_empty());
+    let tmp = format!("{}.tmp", info.file_name);
+    // Renamed to the temp name, and that rename made durable, before the file is opened for
+    // writing: a crash can never bring the old name back over half-overwritten bytes. Then
+    // the usual end: rename over the new name, directory fsync. Nothing is deleted.
+    assert_eq!(
+        fs.take_ops(),
+        vec![
+            format!("rename {oldest}"),
+            "sync_dir".to_owned(),
+            format!("open_write {tmp}"),
+            format!("rename {tmp}"),
+            "sync_dir".to_owned(),
+        ]
+    );
 }
