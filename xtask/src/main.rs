@@ -37,6 +37,7 @@ fn run() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("crash") => crash::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("miri") => miri(),
         Some("help") | Some("--help") | Some("-h") | None => {
             usage();
             Ok(())
@@ -59,7 +60,9 @@ fn usage() {
              bench   [--quick] [--only W1,W3] [--json FILE] [--reps N]: PhantomDB side by side\n          \
                      with SQLite, redb, fjall and Redis (release mode; writes target/bench/)\n  \
              fuzz    [--time SECS] [--sanitizer NAME] [TARGET]: cargo-fuzz on every target (or\n          \
-                     one) for SECS seconds each (default 60; installs cargo-fuzz if missing)"
+                     one) for SECS seconds each (default 60; installs cargo-fuzz if missing)\n  \
+             miri    the tests of the engine's `unsafe` code under Miri (nightly toolchain with\n          \
+                     the miri component; `rustup +nightly component add miri`)"
         );
     }
 }
@@ -126,6 +129,35 @@ fn ci() -> Result<()> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings".to_owned())],
     )?;
+    Ok(())
+}
+
+/// The tests that exercise `unsafe` code, by name filter and package. Each is small enough for
+/// Miri's interpreter (seconds, not the proptest runs of the same code).
+const MIRI_TESTS: &[(&str, &str)] = &[("phantom-storage", "shared_row_decoding")];
+
+/// `cargo xtask miri`: runs [`MIRI_TESTS`] under Miri, which fails on undefined behaviour and
+/// on leaked memory. Not part of `ci`: it needs a nightly toolchain, which CI does not install.
+fn miri() -> Result<()> {
+    for (package, filter) in MIRI_TESTS {
+        // Through rustup, not `$CARGO`: under `cargo xtask` that is the stable toolchain's
+        // own cargo, which does not take a `+nightly` override.
+        let args = [
+            "run", "nightly", "cargo", "miri", "test", "-p", package, "--lib", filter,
+        ];
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("xtask: rustup {}", args.join(" "));
+        }
+        let status = Command::new("rustup")
+            .args(args)
+            .current_dir(workspace_root())
+            .status()
+            .context("running rustup (Miri needs a nightly toolchain through rustup)")?;
+        if !status.success() {
+            bail!("`rustup {}` failed with {status}", args.join(" "));
+        }
+    }
     Ok(())
 }
 
