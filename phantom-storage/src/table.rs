@@ -116,14 +116,6 @@ impl Table {
     /// Inserts a shared row image under a given id (a mutation's rows go in without a copy).
     pub fn insert_row(&mut self, id: RowId, values: Row) -> Result<()> {
         self.schema.check_row(&self.name, &values)?;
-        self.insert_checked_row(id, values)
-    }
-
-    /// [`Table::insert_row`] for a row the caller has already checked against this table's
-    /// schema (the image reader checks rows on its decoding thread, so the building thread
-    /// does not read every value again). Key and row-id checks still happen here.
-    pub(crate) fn insert_checked_row(&mut self, id: RowId, values: Row) -> Result<()> {
-        debug_assert!(self.schema.check_row(&self.name, &values).is_ok());
         // One walk per structure on the hot path (image loading, replay): insert, and undo on
         // a clash, instead of a lookup followed by an insert.
         let pk = self.schema.primary_key();

@@ -458,13 +458,6 @@ impl CatalogSink {
             .as_mut()
             .ok_or_else(|| malformed(at, "row outside a table"))
     }
-
-    /// A row the decoding thread has checked against the table's schema.
-    fn checked_row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
-        self.table_at(at)?
-            .insert_checked_row(id, row)
-            .map_err(|e| e.at(offset(at)))
-    }
 }
 
 impl Sink for CatalogSink {
@@ -509,11 +502,12 @@ const PIPE_DEPTH: usize = 4;
 /// What the decoding thread sends the building thread, in file order.
 enum Event {
     Begin(String, Schema),
-    /// Rows already checked against the schema and in their shared form: the decoding thread
-    /// reads every value while it is in its cache, and allocates the rows, so the builder
-    /// never frees memory the other thread's allocator arena owns (glibc serialises such
-    /// frees with that arena's allocations: measured, it made the pipeline slower than one
-    /// thread).
+    /// Rows in their shared form, each with its offset. The decoding thread allocates the
+    /// rows, so the builder never frees memory the other thread's allocator arena owns (glibc
+    /// serialises such frees with that arena's allocations: measured, it made the pipeline
+    /// slower than one thread), and every row lands in the caller's arena (a fresh thread's
+    /// arena grows one page per `mprotect`). The builder checks them against the schema: it
+    /// is the thread with time to spare. The emptied vector comes back for a later batch.
     Rows(Vec<(RowId, Row, u64)>),
     End(RowId, u64),
 }
@@ -528,6 +522,10 @@ enum Event {
 /// started, the read runs sequentially on this thread.
 fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(PIPE_DEPTH);
+    // Emptied batch vectors, back to the decoding thread: a 16,384-row vector is 512 KiB,
+    // which glibc would map and unmap (and fault in) afresh for every batch.
+    let (back_tx, back_rx) =
+        std::sync::mpsc::sync_channel::<Vec<(RowId, Row, u64)>>(PIPE_DEPTH + 2);
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("phantom-image-build".into())
@@ -536,10 +534,12 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
                 for event in rx {
                     match event {
                         Event::Begin(name, schema) => sink.begin_table(name, schema),
-                        Event::Rows(rows) => {
-                            for (id, row, at) in rows {
-                                sink.checked_row(id, row, at)?;
+                        Event::Rows(mut rows) => {
+                            for (id, row, at) in rows.drain(..) {
+                                sink.row(id, row, at)?;
                             }
+                            // A full queue (or a finished decoder) just drops it here.
+                            let _ = back_tx.try_send(rows);
                         }
                         Event::End(next_row_id, at) => sink.end_table(next_row_id, at)?,
                     }
@@ -557,7 +557,7 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
         };
         let mut pipe = PipeSink {
             tx,
-            check: ScanSink::default(),
+            back: back_rx,
             batch: Vec::with_capacity(PIPE_BATCH),
             closed: false,
         };
@@ -581,8 +581,8 @@ fn read_pipelined(reader: &mut Reader<'_>) -> Result<(Catalog, u64, u64)> {
 /// The decoding side of [`read_pipelined`]: batches rows and sends them on.
 struct PipeSink {
     tx: std::sync::mpsc::SyncSender<Event>,
-    /// Checks each row against its table's schema here, as `scan` does.
-    check: ScanSink,
+    /// Batch vectors the builder has emptied.
+    back: std::sync::mpsc::Receiver<Vec<(RowId, Row, u64)>>,
     batch: Vec<(RowId, Row, u64)>,
     /// The builder stopped (it failed; its error is the one reported).
     closed: bool,
@@ -602,7 +602,11 @@ impl PipeSink {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(PIPE_BATCH));
+        let next = self
+            .back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PIPE_BATCH));
+        let rows = std::mem::replace(&mut self.batch, next);
         self.send(Event::Rows(rows))
     }
 }
@@ -611,7 +615,6 @@ impl Sink for PipeSink {
     const KEEPS_ROWS: bool = true;
 
     fn begin_table(&mut self, name: String, schema: Schema) {
-        self.check.begin_table(name.clone(), schema.clone());
         // A failed send is seen by the next `row` or `end_table`.
         let _ = self.send(Event::Begin(name, schema));
     }
@@ -621,12 +624,6 @@ impl Sink for PipeSink {
     }
 
     fn row(&mut self, id: RowId, row: Row, at: u64) -> Result<()> {
-        if let Err(e) = self.check.check(id, &row, at) {
-            // Rows before this one may hold an earlier error (a duplicate key): the builder
-            // must see them first, and its error wins (see `read_pipelined`).
-            self.flush()?;
-            return Err(e);
-        }
         self.batch.push((id, row, at));
         if self.batch.len() >= PIPE_BATCH {
             self.flush()?;
@@ -635,7 +632,6 @@ impl Sink for PipeSink {
     }
 
     fn end_table(&mut self, next_row_id: RowId, at: u64) -> Result<()> {
-        self.check.end_table(next_row_id, at)?;
         self.flush()?;
         self.send(Event::End(next_row_id, at))
     }
