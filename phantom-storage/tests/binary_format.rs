@@ -988,6 +988,23 @@ fn the_first_error_in_file_order_wins_whichever_stage_finds_it() {
         "{err}"
     );
 
+    // A value of the wrong type (checked by the builder too) before the corrupt block.
+    let mut mistyped = numbered_rows(N + 1, N);
+    mistyped[N as usize - 1].1[0] = Value::from("not an int");
+    let (bytes, offsets) = image(&[
+        table_begin("users", &id_name_columns(), 2 * N + 11, 2 * N + 10),
+        rows_block(&numbered_rows(1, N)),
+        rows_block(&mistyped),
+        flipped_tail.clone(),
+        table_end(),
+        end(1, 2 * N + 10),
+    ]);
+    let err = read(&bytes).expect_err("wrong type");
+    assert!(
+        matches!(&err, Error::BadRow { location: Location::Offset(o), source } if *o > offsets[2] && *o < offsets[3] && matches!(**source, Error::TypeMismatch { .. })),
+        "{err}"
+    );
+
     // The corrupt block first, the duplicate after it: the decoder's error.
     let (bytes, offsets) = image(&[
         table_begin("users", &id_name_columns(), 2 * N + 11, 2 * N + 10),
