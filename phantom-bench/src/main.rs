@@ -117,6 +117,7 @@ fn main() -> ExitCode {
 /// `--child open SYSTEM DIR`: used by W4 to measure an open in a fresh process.
 /// `--child load SYSTEM DIR`: one W3 load of the full size into `DIR` (which must not hold
 /// data yet), printing the seconds; for profiling one system's load on its own.
+/// `--child single-commits DIR`: W4's log of 1M single-row commits into `DIR`.
 fn child(args: &[String]) -> Result<()> {
     match args {
         [_, op, system, dir] if op == "load" => {
@@ -133,7 +134,14 @@ fn child(args: &[String]) -> Result<()> {
             );
             Ok(())
         }
-        _ => bail!("usage: phantom-bench --child open|load SYSTEM DIR"),
+        [_, op, dir] if op == "single-commits" => {
+            println!(
+                "{}",
+                workloads::child_single_commits_main(&PathBuf::from(dir))?
+            );
+            Ok(())
+        }
+        _ => bail!("usage: phantom-bench --child open|load SYSTEM DIR | single-commits DIR"),
     }
 }
 

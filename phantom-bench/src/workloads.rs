@@ -403,13 +403,7 @@ impl Bench {
             "W4 writing {rows} single-row commits to PhantomDB"
         ));
         let phantom_dir = tempdir(Kind::Phantom)?;
-        {
-            let p = Phantom::open_unsynced(phantom_dir.path())?;
-            for id in 0..rows {
-                let r = Row::new(id as i64);
-                p.db.insert_values(DB, systems::TABLE, [systems::values(&r)])?;
-            }
-        }
+        write_single_commits(phantom_dir.path(), rows)?;
         let redis_dir = if redis {
             progress(&format!("W4 writing {rows} single SETs to Redis"));
             let dir = tempdir(Kind::Redis)?;
@@ -702,6 +696,24 @@ pub(crate) fn child_load_main(kind: &str, dir: &Path) -> Result<String> {
     let secs = load_rows(&*store, total, Sizes::FULL.w3_batch)?;
     #[allow(clippy::cast_precision_loss)]
     Ok(serde_json::json!({ "seconds": secs, "rows_per_s": total as f64 / secs }).to_string())
+}
+
+/// Writes `rows` single-row commits to a PhantomDB log in `dir`, without fsyncs (the bytes are
+/// those of durable commits): the log-only data set of W4.
+fn write_single_commits(dir: &Path, rows: usize) -> Result<()> {
+    let p = Phantom::open_unsynced(dir)?;
+    for id in 0..rows {
+        let r = Row::new(id as i64);
+        p.db.insert_values(DB, systems::TABLE, [systems::values(&r)])?;
+    }
+    Ok(())
+}
+
+/// `--child single-commits DIR`: writes W4's log of single-row commits (full size) into `dir`,
+/// for profiling `--child open PhantomDB DIR` on it.
+pub(crate) fn child_single_commits_main(dir: &Path) -> Result<String> {
+    write_single_commits(dir, Sizes::FULL.w3_rows)?;
+    Ok(serde_json::json!({ "rows": Sizes::FULL.w3_rows }).to_string())
 }
 
 pub(crate) fn child_open_main(kind: &str, dir: &Path) -> Result<String> {

@@ -80,31 +80,40 @@ where
             .name("phantom-log-read".into())
             .spawn_scoped(scope, move || {
                 let Ok(records) = take.recv() else { return };
-                // A returned vector: dropping its applied records here is the point.
-                let next_batch = || match back_rx.try_recv() {
-                    Ok(mut used) => {
-                        used.clear();
-                        used
+                // Applied records come back to be dropped here (see `Batch`), one for each
+                // record read: each drop frees blocks of the sizes the next decode allocates,
+                // and glibc's per-thread cache (a few blocks a size) hands them straight back.
+                // Dropping a whole batch at once overflowed that cache into the arena's bins,
+                // and the allocations after it missed the cache (`docs/performance.md`).
+                let mut graveyard: Batch = Vec::new();
+                // The next batch's vector: an emptied graveyard, or a new one.
+                let next_batch = |graveyard: &mut Batch| {
+                    if graveyard.is_empty() {
+                        std::mem::replace(graveyard, back_rx.try_recv().unwrap_or_default())
+                    } else {
+                        Vec::new()
                     }
-                    Err(_) => Vec::new(),
                 };
-                let mut batch = next_batch();
+                let mut batch = Vec::new();
                 let mut rows = 0;
                 for record in records {
+                    drop(graveyard.pop());
                     // An error ends the stream: it goes out with the records before it.
                     let stop = record.is_err();
                     rows += weight(&record);
                     batch.push(record);
                     if rows >= PIPE_BATCH_ROWS || stop {
+                        let next = next_batch(&mut graveyard);
                         // A failed send means the applier failed; its error is the one reported.
-                        if tx
-                            .send(std::mem::replace(&mut batch, next_batch()))
-                            .is_err()
-                            || stop
-                        {
+                        if tx.send(std::mem::replace(&mut batch, next)).is_err() || stop {
                             return;
                         }
                         rows = 0;
+                    }
+                    if graveyard.is_empty()
+                        && let Ok(used) = back_rx.try_recv()
+                    {
+                        graveyard = used;
                     }
                 }
                 let _ = tx.send(batch);

@@ -25,6 +25,7 @@
 //! ```
 
 mod catalog;
+mod codec;
 mod error;
 mod format;
 mod fs;
@@ -40,6 +41,7 @@ pub mod backends;
 
 pub use backends::{BinaryFormat, CsvFormat};
 pub use catalog::{Catalog, Mutation};
+pub use codec::decode_mutations;
 /// The string type of [`Value::String`] (from the `compact_str` crate): strings of up to 24
 /// bytes are stored inline, without an allocation of their own.
 pub use compact_str::CompactString;

@@ -76,7 +76,8 @@ impl LogEntry {
         payload: &[u8],
     ) -> std::result::Result<LogEntry, postcard::Error> {
         Ok(match kind {
-            EntryKind::Batch => LogEntry::Batch(postcard::from_bytes(payload)?),
+            // Postcard's format, decoded by hand (`phantom_storage::decode_mutations`).
+            EntryKind::Batch => LogEntry::Batch(phantom_storage::decode_mutations(payload)?),
             EntryKind::Custom => {
                 let (operation, fields): (String, Vec<(String, String)>) =
                     postcard::from_bytes(payload)?;
