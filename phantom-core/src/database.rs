@@ -13,7 +13,7 @@ use phantom_recovery::{
 use phantom_snapshot::{EveryOps, Never, SnapshotInfo, SnapshotPolicy, SnapshotStore};
 use phantom_storage::{
     Column, CsvFormat, FileSystem, Row, RowId, Schema, StdFs, StorageFormat, TEMP_SUFFIX,
-    validate_name,
+    WriteBack, validate_name,
 };
 use phantom_wal::{LogEntry, LogStats, Lsn, SyncMode};
 
@@ -41,6 +41,7 @@ pub struct Builder {
     policy: Arc<dyn SnapshotPolicy>,
     snapshots_enabled: bool,
     retain: usize,
+    write_back: Option<WriteBack>,
     mode: RecoveryMode,
     progress: Option<ProgressFn>,
 }
@@ -79,6 +80,7 @@ impl Default for Builder {
             policy: Arc::new(EveryOps(DEFAULT_SNAPSHOT_INTERVAL)),
             snapshots_enabled: true,
             retain: phantom_snapshot::DEFAULT_RETAIN,
+            write_back: Some(WriteBack::SNAPSHOT),
             mode: RecoveryMode::default(),
             progress: None,
         }
@@ -131,6 +133,13 @@ impl Builder {
         self.retain = keep.max(1);
         self
     }
+    /// How snapshot files reach the device while they are written (default
+    /// [`WriteBack::SNAPSHOT`]: 256 KiB chunks at up to 512 MiB/s, so commits running meanwhile
+    /// never queue behind one long flush); `None` leaves everything to the final fsync.
+    pub fn snapshot_write_back(mut self, write_back: Option<WriteBack>) -> Self {
+        self.write_back = write_back;
+        self
+    }
 
     /// How recovery treats an irregular log (default: cut a torn tail, refuse corruption).
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
@@ -152,6 +161,7 @@ impl Builder {
                 main_format: self.main_format,
                 log: self.log,
                 retain: self.retain,
+                write_back: self.write_back,
                 mode: self.mode,
                 progress: self.progress,
                 settings: RwLock::new(Settings {
@@ -194,6 +204,7 @@ struct Shared {
     main_format: Arc<dyn StorageFormat>,
     log: Arc<dyn LogFactory>,
     retain: usize,
+    write_back: Option<WriteBack>,
     mode: RecoveryMode,
     progress: Option<ProgressFn>,
     settings: RwLock<Settings>,
@@ -455,7 +466,8 @@ impl Database {
     }
 
     fn store(&self, dir: &Path, name: &str) -> Result<SnapshotStore> {
-        let mut store = SnapshotStore::new(Arc::clone(&self.shared.fs), dir, name)?;
+        let mut store = SnapshotStore::new(Arc::clone(&self.shared.fs), dir, name)?
+            .with_write_back(self.shared.write_back);
         for format in self.extra_formats() {
             store = store.with_format(format);
         }

@@ -54,7 +54,9 @@ pub use phantom_recovery::{
     Problem, RecoveryMode, RecoveryReport, Restored, Salvaged, Target, VerifyReport,
 };
 pub use phantom_snapshot::{SnapshotInfo, SnapshotPolicy};
-pub use phantom_storage::{Column, ColumnType, Row, RowId, Schema, StorageFormat, Value};
+pub use phantom_storage::{
+    Column, ColumnType, Row, RowId, Schema, StorageFormat, Value, WriteBack,
+};
 pub use phantom_wal::{LogSink, Lsn, SyncMode};
 /// The SQL parser used by [`Filter::parse`] (re-exported so callers of
 /// [`Filter::from_sql_expr`] use the same version).

@@ -48,8 +48,8 @@ pub use compact_str::CompactString;
 pub use error::{Error, Location, Result};
 pub use format::{ImageKind, ImageMeta, StorageFormat};
 pub use fs::{
-    FileRead, FileSystem, FileWrite, StdFs, TEMP_SUFFIX, atomic_write, atomic_write_reusing,
-    remove_temp_files, temp_path,
+    FileRead, FileSystem, FileWrite, StdFs, TEMP_SUFFIX, WriteBack, atomic_write,
+    atomic_write_reusing, atomic_write_with, remove_temp_files, temp_path,
 };
 pub use name::{MAX_NAME_LEN, validate_name};
 pub use schema::{Column, Schema};
