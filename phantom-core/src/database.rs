@@ -134,7 +134,7 @@ impl Builder {
         self
     }
     /// How snapshot files reach the device while they are written (default
-    /// [`WriteBack::SNAPSHOT`]: 256 KiB chunks at up to 512 MiB/s, so commits running meanwhile
+    /// [`WriteBack::SNAPSHOT`]: 128 KiB chunks at up to 256 MiB/s, so commits running meanwhile
     /// never queue behind one long flush); `None` leaves everything to the final fsync.
     pub fn snapshot_write_back(mut self, write_back: Option<WriteBack>) -> Self {
         self.write_back = write_back;

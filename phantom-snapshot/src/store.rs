@@ -207,7 +207,7 @@ impl SnapshotStore {
     }
 
     /// How snapshot files are handed to the device while they are written (default
-    /// [`WriteBack::SNAPSHOT`]: in 256 KiB chunks at up to 512 MiB/s, so that commits running
+    /// [`WriteBack::SNAPSHOT`]: in 128 KiB chunks at up to 256 MiB/s, so that commits running
     /// meanwhile never wait behind one long flush); `None` leaves it all to the final fsync,
     /// the fastest way to write a snapshot when nothing else uses the disk.
     #[must_use]

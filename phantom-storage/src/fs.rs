@@ -254,11 +254,11 @@ pub struct WriteBack {
 }
 
 impl WriteBack {
-    /// What snapshots use by default: 256 KiB chunks, at most 512 MiB/s (a 55 MB image in
-    /// about 0.11 s).
+    /// What snapshots use by default: 128 KiB chunks, at most 256 MiB/s (a 55 MB image in
+    /// about 0.21 s; 256 KiB at 512 MiB/s was a little worse for commits, `docs/performance.md`).
     pub const SNAPSHOT: WriteBack = WriteBack {
-        chunk: 256 << 10,
-        bytes_per_sec: Some(512 << 20),
+        chunk: 128 << 10,
+        bytes_per_sec: Some(256 << 20),
     };
 }
 
