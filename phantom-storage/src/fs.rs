@@ -551,7 +551,11 @@ mod tests {
         };
         paced_write(&mut file, &data, 1 << 16);
         assert_eq!(file.bytes, data);
-        assert_eq!(file.hints, vec![(0, 4096, false)], "no hint after a refusal");
+        assert_eq!(
+            file.hints,
+            vec![(0, 4096, false)],
+            "no hint after a refusal"
+        );
     }
 
     #[test]
