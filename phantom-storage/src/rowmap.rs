@@ -109,10 +109,11 @@ impl RowMap {
     }
 
     /// Inserts `row` under `id` if the id is free; hands the row back if it is taken.
+    ///
+    /// One walk down, not a lookup and then an insert: an id that is taken has its leaf, so the
+    /// walk creates no node on the way to it, and only makes its own copy of any shared node
+    /// on the path (equal to the original) before handing the row back.
     pub(crate) fn insert_new(&mut self, id: RowId, row: Row) -> Result<(), Row> {
-        if self.get(id).is_some() {
-            return Err(row);
-        }
         while !fits(id, self.height) {
             // Grow upwards: the old root becomes slot 0 of a new root one level higher.
             debug_assert!(self.height < MAX_HEIGHT);
@@ -143,7 +144,11 @@ impl RowMap {
                     node = Arc::make_mut(child.get_or_insert_with(|| Arc::new(Node::empty(level))));
                 }
                 Node::Leaf { rows, live } => {
-                    rows[slot(id, 0)] = Some(row);
+                    let place = &mut rows[slot(id, 0)];
+                    if place.is_some() {
+                        return Err(row);
+                    }
+                    *place = Some(row);
                     *live += 1;
                     self.len += 1;
                     return Ok(());
