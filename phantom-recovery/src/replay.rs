@@ -86,14 +86,6 @@ where
                 // Dropping a whole batch at once overflowed that cache into the arena's bins,
                 // and the allocations after it missed the cache (`docs/performance.md`).
                 let mut graveyard: Batch = Vec::new();
-                // The next batch's vector: an emptied graveyard, or a new one.
-                let next_batch = |graveyard: &mut Batch| {
-                    if graveyard.is_empty() {
-                        std::mem::replace(graveyard, back_rx.try_recv().unwrap_or_default())
-                    } else {
-                        Vec::new()
-                    }
-                };
                 let mut batch = Vec::new();
                 let mut rows = 0;
                 for record in records {
@@ -103,7 +95,13 @@ where
                     rows += weight(&record);
                     batch.push(record);
                     if rows >= PIPE_BATCH_ROWS || stop {
-                        let next = next_batch(&mut graveyard);
+                        // The next batch's vector: the emptied graveyard (refilled below), or
+                        // a new one.
+                        let next = if graveyard.is_empty() {
+                            std::mem::take(&mut graveyard)
+                        } else {
+                            Vec::new()
+                        };
                         // A failed send means the applier failed; its error is the one reported.
                         if tx.send(std::mem::replace(&mut batch, next)).is_err() || stop {
                             return;

@@ -24,12 +24,6 @@ pub(crate) fn len_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-// Rows are postcard `(RowId, Vec<Value>)`. They are encoded and decoded by hand rather than
-// through serde because these loops are the whole cost of writing and reading an image apart
-// from walking and building the tables (the serde path spends a third of its time in visitor
-// plumbing). The unit tests below check both against postcard itself: the encoder gives
-// postcard's bytes, the decoder accepts exactly what postcard accepts, with the same result.
-
 /// Appends a postcard varint (LEB128, least significant group first).
 #[inline]
 fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
@@ -126,6 +120,13 @@ impl<'a> Cursor<'a> {
         Ok(head)
     }
 
+    /// A postcard `str`: a varint length, then that many bytes of UTF-8.
+    #[inline]
+    fn str(&mut self) -> DecodeResult<&'a str> {
+        let len = usize::try_from(self.varint_u64()?).map_err(|_| "string too long")?;
+        std::str::from_utf8(self.take(len)?).map_err(|_| "string not UTF-8")
+    }
+
     /// A postcard varint of at most `max_bytes` bytes whose last byte is at most `max_last`
     /// (so the value fits the type), as postcard checks it.
     #[inline]
@@ -192,11 +193,7 @@ impl<'a> Cursor<'a> {
             0 => out.put(Value::Null),
             1 => out.put(Value::Int(self.zigzag_i64()?)),
             2 => out.put(Value::Float(f64::from_le_bytes(le(self.take(8)?)))),
-            3 => {
-                let len = usize::try_from(self.varint_u64()?).map_err(|_| "string too long")?;
-                let text = std::str::from_utf8(self.take(len)?).map_err(|_| "string not UTF-8")?;
-                out.put_str(text)
-            }
+            3 => out.put_str(self.str()?),
             4 => out.put(Value::Bool(match self.byte()? {
                 0 => false,
                 1 => true,
@@ -282,12 +279,7 @@ pub(crate) fn decode_row_into<'a>(
 ) -> DecodeResult<(RowId, &'a [u8])> {
     let mut c = Cursor { bytes };
     let id = c.varint_u64()?;
-    let n = usize::try_from(c.varint_u64()?).map_err(|_| "too many values")?;
-    // Every value takes at least one byte: a count beyond the bytes left is corrupt, and
-    // checking it first bounds the allocation.
-    if n > c.bytes.len() {
-        return Err("the block ends inside a row");
-    }
+    let n = c.len_prefix()?;
     values.reserve(n);
     for _ in 0..n {
         values.push(c.value()?);
@@ -301,11 +293,7 @@ pub(crate) fn decode_row_into<'a>(
 pub(crate) fn decode_row_shared(bytes: &[u8]) -> DecodeResult<(RowId, Row, &[u8])> {
     let mut c = Cursor { bytes };
     let id = c.varint_u64()?;
-    let n = usize::try_from(c.varint_u64()?).map_err(|_| "too many values")?;
-    // As in `decode_row_into`: the check bounds the allocation.
-    if n > c.bytes.len() {
-        return Err("the block ends inside a row");
-    }
+    let n = c.len_prefix()?;
     let mut row = triomphe::UniqueArc::<[MaybeUninit<Value>]>::new_uninit_slice(n);
     for i in 0..n {
         // `i < n`, the slice's length.
@@ -371,9 +359,7 @@ impl Cursor<'_> {
     }
 
     fn string(&mut self) -> DecodeResult<String> {
-        let len = usize::try_from(self.varint_u64()?).map_err(|_| "string too long")?;
-        let text = std::str::from_utf8(self.take(len)?).map_err(|_| "string not UTF-8")?;
-        Ok(text.to_owned())
+        self.str().map(str::to_owned)
     }
 
     fn rows(&mut self) -> DecodeResult<Vec<(RowId, Row)>> {

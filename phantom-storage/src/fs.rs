@@ -272,11 +272,14 @@ pub fn atomic_write_with(
     write: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
     let tmp = temp_path(target);
-    let Some(reuse) = reuse else {
-        return write_then_rename(fs, target, &tmp, fs.create(&tmp), None, write_back, write);
-    };
-    if let Err(e) = fs.rename(reuse, &tmp) {
-        tracing::debug!(file = %reuse.display(), error = %e, "not reused; writing a new file");
+    let reused = reuse.is_some_and(|reuse| match fs.rename(reuse, &tmp) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(file = %reuse.display(), error = %e, "not reused; writing a new file");
+            false
+        }
+    });
+    if !reused {
         return write_then_rename(fs, target, &tmp, fs.create(&tmp), None, write_back, write);
     }
     let dir = parent_dir(target);
