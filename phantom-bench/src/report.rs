@@ -271,6 +271,22 @@ impl Report {
             &|v| v >= 1.5,
             &w2_na,
         );
+        push(
+            "W2",
+            "commits/s (16 writers) ≥ 5× PhantomDB's W1 (group commit; issue 4)",
+            self.median_of("W2", "commits/s", PHANTOM)
+                .zip(self.median_of("W1", "commits/s", PHANTOM))
+                .map(|(w2, w1)| w2 / w1),
+            &|v| v >= 5.0,
+            "W1 and W2 not both run",
+        );
+        push(
+            "W3",
+            "rows/s ≥ 1.5× SQLite (issue 4)",
+            self.ratio_to("W3", "rows/s", "SQLite"),
+            &|v| v >= 1.5,
+            not_run,
+        );
         let best_w3 = ["SQLite", "redb", "fjall"]
             .iter()
             .filter_map(|p| self.median_of("W3", "rows/s", p))

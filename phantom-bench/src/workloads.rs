@@ -716,6 +716,52 @@ pub(crate) fn child_single_commits_main(dir: &Path) -> Result<String> {
     Ok(serde_json::json!({ "rows": Sizes::FULL.w3_rows }).to_string())
 }
 
+/// W2's shape on its own: `threads` writers of `per` durable single-row commits each.
+pub(crate) fn child_group_commits_main(dir: &Path, threads: usize, per: usize) -> Result<String> {
+    let store = Phantom::open(dir)?;
+    let cpu = crate::measure::cpu_seconds();
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || -> Result<()> {
+                    for i in 0..per {
+                        store.insert_one(&Row::new((t * per + i) as i64))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(r) => r?,
+                Err(_) => bail!("a writer thread panicked"),
+            }
+        }
+        Ok(())
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = crate::measure::cpu_seconds() - cpu;
+    let stats = store
+        .db
+        .stats()?
+        .databases
+        .into_iter()
+        .find(|d| d.name == DB)
+        .map(|d| d.log)
+        .context("no stats for the bench database")?;
+    #[allow(clippy::cast_precision_loss)]
+    let commits = (threads * per) as f64;
+    Ok(serde_json::json!({
+        "commits_per_s": commits / secs,
+        "fsyncs": stats.syncs,
+        "commits_per_fsync": commits / stats.syncs.max(1) as f64,
+        "cpu_us_per_commit": cpu * 1e6 / commits,
+    })
+    .to_string())
+}
+
 pub(crate) fn child_open_main(kind: &str, dir: &Path) -> Result<String> {
     let kind = Kind::parse(kind)?;
     let t = Instant::now();
