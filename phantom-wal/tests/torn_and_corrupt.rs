@@ -475,11 +475,16 @@ fn the_writer_never_has_more_than_the_window_unsynced_in_a_preallocated_segment(
         operation: format!("BLOB{i}"),
         fields: vec![("b".into(), "x".repeat(len))],
     };
-    for preallocate in [true, false] {
+    for (preallocate, sync_mode) in [
+        (true, SyncMode::Never),
+        (false, SyncMode::Never),
+        (true, SyncMode::Always),
+        (false, SyncMode::Always),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let fs = SyncTrackingFs::default();
         let options = WalOptions {
-            sync_mode: SyncMode::Never,
+            sync_mode,
             preallocate,
             ..WalOptions::default()
         };

@@ -2,10 +2,11 @@
 //! that fails syncs or writes on demand.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, Write};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use phantom_storage::{
     Column, ColumnType, FileRead, FileSystem, FileWrite, Mutation, Schema, StdFs, Value,
@@ -233,17 +234,32 @@ impl FileSystem for CountingFs {
     std_fs_directory_ops!();
 }
 
-/// The real file system, recording the most bytes any file had written but not synced.
+/// The real file system, recording the most bytes any file had written but not synced —
+/// per file, over all its handles: a sync through any handle makes durable what was written
+/// through every handle before it started.
 #[derive(Debug, Clone, Default)]
 pub struct SyncTrackingFs {
     pub max_unsynced: Arc<AtomicU64>,
+    unsynced: Arc<Mutex<HashMap<PathBuf, Arc<AtomicU64>>>>,
 }
 
 #[derive(Debug)]
 struct TrackedFile {
     inner: Box<dyn FileWrite>,
-    unsynced: u64,
+    unsynced: Arc<AtomicU64>,
     max_unsynced: Arc<AtomicU64>,
+}
+
+impl TrackedFile {
+    fn synced(
+        &mut self,
+        sync: impl FnOnce(&mut dyn FileWrite) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let before = self.unsynced.load(Ordering::SeqCst);
+        sync(self.inner.as_mut())?;
+        self.unsynced.fetch_sub(before, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl Write for TrackedFile {
@@ -253,9 +269,9 @@ impl Write for TrackedFile {
         // back as the free space they replace, so a crash that leaves them unsynced is
         // harmless (records are never all zero: a record header starts with a non-zero byte).
         if buf.get(..n).is_some_and(|b| b.iter().any(|&x| x != 0)) {
-            self.unsynced += n as u64;
+            let now = self.unsynced.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            self.max_unsynced.fetch_max(now, Ordering::SeqCst);
         }
-        self.max_unsynced.fetch_max(self.unsynced, Ordering::SeqCst);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -265,14 +281,10 @@ impl Write for TrackedFile {
 
 impl FileWrite for TrackedFile {
     fn sync_data(&mut self) -> io::Result<()> {
-        self.inner.sync_data()?;
-        self.unsynced = 0;
-        Ok(())
+        self.synced(|f| f.sync_data())
     }
     fn sync_all(&mut self) -> io::Result<()> {
-        self.inner.sync_all()?;
-        self.unsynced = 0;
-        Ok(())
+        self.synced(|f| f.sync_all())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
@@ -287,10 +299,15 @@ impl SyncTrackingFs {
         self.max_unsynced.load(Ordering::SeqCst)
     }
 
-    fn track(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
+    fn track(&self, path: &Path, inner: Box<dyn FileWrite>, fresh: bool) -> Box<dyn FileWrite> {
+        let mut files = self.unsynced.lock().unwrap();
+        let counter = files.entry(path.to_path_buf()).or_default();
+        if fresh {
+            counter.store(0, Ordering::SeqCst);
+        }
         Box::new(TrackedFile {
             inner,
-            unsynced: 0,
+            unsynced: Arc::clone(counter),
             max_unsynced: Arc::clone(&self.max_unsynced),
         })
     }
@@ -301,13 +318,13 @@ impl FileSystem for SyncTrackingFs {
         StdFs.open_read(path)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(self.track(StdFs.create(path)?))
+        Ok(self.track(path, StdFs.create(path)?, true))
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(self.track(StdFs.open_append(path)?))
+        Ok(self.track(path, StdFs.open_append(path)?, false))
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(self.track(StdFs.open_write(path)?))
+        Ok(self.track(path, StdFs.open_write(path)?, false))
     }
     std_fs_directory_ops!();
 }
