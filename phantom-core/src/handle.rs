@@ -130,7 +130,7 @@ impl DbHandle {
         settings: &SnapshotSettings,
         f: impl FnOnce(&mut Transaction) -> Result<T>,
     ) -> Result<(T, Option<Lsn>)> {
-        let (out, staged) = {
+        let (out, staged, replaced) = {
             let mut pending = lock(&self.pending);
             self.check_open()?;
             let mut tx = Transaction::new(pending.catalog.clone());
@@ -139,12 +139,18 @@ impl DbHandle {
                 return Ok((out, None));
             }
             let lsn = self.log.append(&LogEntry::Batch(tx.mutations))?;
-            *pending = View {
-                catalog: tx.catalog,
-                lsn,
-            };
-            (out, pending.clone())
+            let replaced = std::mem::replace(
+                &mut *pending,
+                View {
+                    catalog: tx.catalog,
+                    lsn,
+                },
+            );
+            (out, pending.clone(), replaced)
         };
+        // Dropped outside the lock: the last reference frees the tree nodes the commit
+        // copied, work the next committer need not wait for.
+        drop(replaced);
         let lsn = staged.lsn;
         self.finish_commit(staged, settings)?;
         Ok((out, Some(lsn)))
@@ -173,12 +179,12 @@ impl DbHandle {
             *lock(&self.failure) = Some(e.to_string());
             return Err(e.into());
         }
-        {
+        let replaced = {
             let mut published = write(&self.published);
-            if published.lsn < staged.lsn {
-                *published = staged;
-            }
-        }
+            (published.lsn < staged.lsn).then(|| std::mem::replace(&mut *published, staged))
+        };
+        // Outside the lock, as in `write`: readers and other committers do not wait for it.
+        drop(replaced);
         self.after_commit(settings);
         Ok(())
     }
