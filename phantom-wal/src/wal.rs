@@ -17,7 +17,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -179,8 +179,12 @@ struct Inner {
     last_group: AtomicU64,
     /// Who is syncing, and what the current round covers; followers wait on `round_cvs`.
     syncing: Mutex<SyncRounds>,
-    /// Indexed by round parity: waiters of round `r` wait on `round_cvs[r % 2]`.
-    round_cvs: [Condvar; 2],
+    /// Indexed by round parity: committers waiting for round `r` sleep on `round_epochs[r % 2]`
+    /// (a futex), which the round's end bumps. They wake without taking `syncing`: ten
+    /// committers woken at once no longer queue on that mutex to learn they are done.
+    round_epochs: [AtomicU32; 2],
+    /// `SyncRounds::leading`, readable without the lock (a woken committer's fast path).
+    leading: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
 }
@@ -529,7 +533,8 @@ impl Wal {
             last_group: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             syncing: Mutex::new(SyncRounds::default()),
-            round_cvs: [Condvar::new(), Condvar::new()],
+            round_epochs: [AtomicU32::new(0), AtomicU32::new(0)],
+            leading: AtomicBool::new(false),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             options,
@@ -926,47 +931,55 @@ impl Inner {
     /// 2 cores with 16 committers those wake-ups were most of the CPU (`docs/performance.md`,
     /// W2). On failure every waiter is woken, to see the poisoned log.
     fn sync(&self, upto: Lsn) -> Result<()> {
-        let gather = {
+        let mut waited = false;
+        let gather = loop {
             let mut rounds = lock(&self.syncing);
-            let mut waited = false;
-            loop {
-                // Checked under `syncing`, which the leader takes after publishing both: no
-                // wake-up is lost.
-                self.check_poison()?;
-                let durable = self.durable_lsn.load(Ordering::Acquire);
-                if durable >= upto {
-                    // Woken to lead a round that our LSN no longer needs (the last flush took
-                    // it): pass the wake-up on while records wait and nobody leads.
-                    if waited && !rounds.leading && self.last_lsn.load(Ordering::Acquire) > durable
-                    {
-                        self.round_cvs[parity(rounds.round + 1)].notify_one();
-                    }
-                    return Ok(());
+            // Checked under `syncing`, which the leader takes after publishing both: no
+            // wake-up is lost.
+            self.check_poison()?;
+            let durable = self.durable_lsn.load(Ordering::Acquire);
+            if durable >= upto {
+                if waited && !rounds.leading {
+                    self.pass_on(&rounds, durable);
                 }
-                if !rounds.leading {
-                    rounds.leading = true;
-                    rounds.round += 1;
-                    let gather = self.last_group.load(Ordering::Relaxed) > 1;
-                    // While the leader gathers, the round covers every LSN: a committer that
-                    // arrives meanwhile appended before the leader notes `covering` below, so
-                    // it waits for this round (asleep, leaving the CPU to those appending)
-                    // instead of gathering too.
-                    rounds.covering = if gather {
-                        Lsn::MAX
-                    } else {
-                        self.last_lsn.load(Ordering::Acquire)
-                    };
-                    break gather;
-                }
-                let round = if upto <= rounds.covering {
-                    rounds.round
+                return Ok(());
+            }
+            if !rounds.leading {
+                rounds.leading = true;
+                self.leading.store(true, Ordering::Release);
+                rounds.round += 1;
+                let gather = self.last_group.load(Ordering::Relaxed) > 1;
+                // While the leader gathers, the round covers every LSN: a committer that
+                // arrives meanwhile appended before the leader notes `covering` below, so it
+                // waits for this round (asleep, leaving the CPU to those appending) instead of
+                // gathering too.
+                rounds.covering = if gather {
+                    Lsn::MAX
                 } else {
-                    rounds.round + 1
+                    self.last_lsn.load(Ordering::Acquire)
                 };
-                rounds = self.round_cvs[parity(round)]
-                    .wait(rounds)
-                    .unwrap_or_else(PoisonError::into_inner);
-                waited = true;
+                break gather;
+            }
+            let round = if upto <= rounds.covering {
+                rounds.round
+            } else {
+                rounds.round + 1
+            };
+            // Read under `syncing`: the end of the round bumps it after taking `syncing`, so
+            // `wait` either sleeps before the bump (and is woken) or sees it and returns.
+            let epoch = &self.round_epochs[parity(round)];
+            let seen = epoch.load(Ordering::Acquire);
+            drop(rounds);
+            atomic_wait::wait(epoch, seen);
+            waited = true;
+            // The fast path: done, and not needed to lead (or somebody leads).
+            if self.durable_lsn.load(Ordering::Acquire) >= upto
+                && !self.poisoned.load(Ordering::Acquire)
+                && (self.leading.load(Ordering::Acquire)
+                    || self.last_lsn.load(Ordering::Acquire)
+                        <= self.durable_lsn.load(Ordering::Acquire))
+            {
+                return Ok(());
             }
         };
         if gather {
@@ -977,17 +990,41 @@ impl Inner {
         let round = {
             let mut rounds = lock(&self.syncing);
             rounds.leading = false;
+            self.leading.store(false, Ordering::Release);
             rounds.round
         };
-        self.round_cvs[parity(round)].notify_all();
+        self.end_round(round);
         if result.is_ok() {
             if self.last_lsn.load(Ordering::Acquire) > self.durable_lsn.load(Ordering::Acquire) {
-                self.round_cvs[parity(round + 1)].notify_one();
+                self.wake_next_leader(round + 1);
             }
         } else {
-            self.round_cvs[parity(round + 1)].notify_all();
+            self.end_round(round + 1);
         }
         result
+    }
+
+    /// Wakes every committer waiting for round `round`.
+    fn end_round(&self, round: u64) {
+        let epoch = &self.round_epochs[parity(round)];
+        epoch.fetch_add(1, Ordering::Release);
+        atomic_wait::wake_all(epoch);
+    }
+
+    /// Wakes one committer waiting for round `round` (not started yet), to lead it. The
+    /// bump makes those about to sleep for it retry instead: none of them misses the call.
+    fn wake_next_leader(&self, round: u64) {
+        let epoch = &self.round_epochs[parity(round)];
+        epoch.fetch_add(1, Ordering::Release);
+        atomic_wait::wake_one(epoch);
+    }
+
+    /// Called by a committer woken (perhaps to lead) that turned out done: a round wrote more
+    /// than it covered. Passes the wake-up on while records wait and nobody leads.
+    fn pass_on(&self, rounds: &SyncRounds, durable: Lsn) {
+        if self.last_lsn.load(Ordering::Acquire) > durable {
+            self.wake_next_leader(rounds.round + 1);
+        }
     }
 
     /// Before leading a round after one that covered a group of commits: lets the group's
