@@ -463,7 +463,7 @@ impl Report {
         let _ = writeln!(out, "- sizes: {}", sizes.join(", "));
         let _ = writeln!(out, "- wall time: {:.0} s\n", self.wall_seconds);
         let _ = writeln!(out, "{}", self.table());
-        let _ = writeln!(out, "## Goals (issue 8)\n");
+        let _ = writeln!(out, "## Goals (issues 4 and 8)\n");
         let _ = writeln!(out, "{}", self.goals_table());
         if !self.notes.is_empty() {
             let _ = writeln!(out, "## Notes\n");

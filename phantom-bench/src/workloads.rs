@@ -61,7 +61,7 @@ impl Sizes {
     pub(crate) const FULL: Sizes = Sizes {
         w1_commits: 2_000,
         w2_threads: 16,
-        w2_per_thread: 250,
+        w2_per_thread: 500,
         w3_rows: 1_000_000,
         w3_batch: 1_000,
         w5_writes: 500,
