@@ -33,7 +33,9 @@ pub type Row = triomphe::Arc<[Value]>;
 /// A table of one database.
 #[derive(Clone, Debug)]
 pub struct Table {
-    name: String,
+    /// Shared with the catalog's key for the table: copying a table (copy on write, once per
+    /// commit) copies no string.
+    name: std::sync::Arc<str>,
     schema: Arc<Schema>,
     rows: RowMap,
     pk_index: PrimaryIndex,
@@ -44,7 +46,7 @@ impl Table {
     /// An empty table. The name is the caller's responsibility to validate (the catalog does).
     pub fn new(name: impl Into<String>, schema: Schema) -> Table {
         Table {
-            name: name.into(),
+            name: std::sync::Arc::from(name.into()),
             schema: Arc::new(schema),
             rows: RowMap::default(),
             pk_index: PrimaryIndex::default(),
@@ -55,6 +57,11 @@ impl Table {
     /// Table name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The name, shared (the catalog's key for this table).
+    pub(crate) fn shared_name(&self) -> std::sync::Arc<str> {
+        std::sync::Arc::clone(&self.name)
     }
 
     /// The schema.
@@ -95,7 +102,7 @@ impl Table {
 
     fn duplicate_key(&self, pk: usize, key: &Value) -> Error {
         Error::DuplicateKey {
-            table: self.name.clone(),
+            table: self.name.to_string(),
             column: self.schema.columns()[pk].name.clone(),
             value: key.to_string(),
         }
@@ -129,7 +136,7 @@ impl Table {
                 self.pk_index.remove(&values[pk]);
             }
             return Err(Error::RowIdInUse {
-                table: self.name.clone(),
+                table: self.name.to_string(),
                 row_id: id,
             });
         }
@@ -147,7 +154,7 @@ impl Table {
         self.schema.check_row(&self.name, &values)?;
         let Some(old) = self.rows.get(id) else {
             return Err(Error::RowNotFound {
-                table: self.name.clone(),
+                table: self.name.to_string(),
                 row_id: id,
             });
         };
@@ -169,7 +176,7 @@ impl Table {
     pub fn delete(&mut self, id: RowId) -> Result<Row> {
         let Some(old) = self.rows.remove(id) else {
             return Err(Error::RowNotFound {
-                table: self.name.clone(),
+                table: self.name.to_string(),
                 row_id: id,
             });
         };
