@@ -924,12 +924,13 @@ impl Inner {
     /// Rounds: a leader starts round `r` and notes `covering`, the last LSN appended when it
     /// started; its fdatasync covers at least that. A follower whose LSN is within it waits
     /// for the end of round `r`; one whose LSN came later waits for round `r + 1`, which
-    /// covers it (it was appended before that round starts). Each round has its own condition
-    /// variable (by parity), so the end of round `r` wakes the followers it covered, all of
-    /// them, and only one follower of round `r + 1`, to lead it. With one condition variable
+    /// covers it (it was appended before that round starts). Each round has its own futex
+    /// (`round_epochs`, by parity), so the end of round `r` wakes the followers it covered,
+    /// all of them, and only one follower of round `r + 1`, to lead it. With one wait queue
     /// for all, every end of a round woke every waiter, half of them to go back to sleep: on
     /// 2 cores with 16 committers those wake-ups were most of the CPU (`docs/performance.md`,
-    /// W2). On failure every waiter is woken, to see the poisoned log.
+    /// W2). A woken follower that is done returns without taking `syncing`. On failure every
+    /// waiter is woken, to see the poisoned log.
     fn sync(&self, upto: Lsn) -> Result<()> {
         let mut waited = false;
         let gather = loop {
