@@ -61,11 +61,13 @@ pub fn tiny_segments() -> WalOptions {
     }
 }
 
-/// The real file system, with syncs and writes that fail while a switch is on.
+/// The real file system, with syncs and writes that fail while a switch is on, and syncs that
+/// take `sync_delay_ms` longer (to make a round of group commit last).
 #[derive(Debug, Clone, Default)]
 pub struct FailingFs {
     pub fail_sync: Arc<AtomicBool>,
     pub fail_write: Arc<AtomicBool>,
+    pub sync_delay_ms: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,10 @@ impl Write for FailingFile {
 
 impl FileWrite for FailingFile {
     fn sync_data(&mut self) -> io::Result<()> {
+        let delay = self.fs.sync_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if self.fs.fail_sync.load(Ordering::SeqCst) {
             return Err(io::Error::other("injected fsync failure"));
         }
