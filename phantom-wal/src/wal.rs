@@ -988,19 +988,23 @@ impl Inner {
             lock(&self.syncing).covering = self.last_lsn.load(Ordering::Acquire);
         }
         let result = self.lead_sync();
-        let round = {
+        let (round, covering) = {
             let mut rounds = lock(&self.syncing);
             rounds.leading = false;
             self.leading.store(false, Ordering::Release);
-            rounds.round
+            (rounds.round, rounds.covering)
         };
         self.end_round(round);
-        if result.is_ok() {
-            if self.last_lsn.load(Ordering::Acquire) > self.durable_lsn.load(Ordering::Acquire) {
-                self.wake_next_leader(round + 1);
-            }
-        } else {
+        let durable = self.durable_lsn.load(Ordering::Acquire);
+        if result.is_err() || durable > covering {
+            // On failure, everyone: to see the poisoned log. And when the flush took records
+            // appended after the round started (between the leader noting `covering` and its
+            // flush): their committers wait for the next round though they are durable now,
+            // and no later commit may come to run it. Wake them all; one of the others, if
+            // any, leads.
             self.end_round(round + 1);
+        } else if self.last_lsn.load(Ordering::Acquire) > durable {
+            self.wake_next_leader(round + 1);
         }
         result
     }
