@@ -183,7 +183,8 @@ struct Inner {
     /// (a futex), which the round's end bumps. They wake without taking `syncing`: ten
     /// committers woken at once no longer queue on that mutex to learn they are done.
     round_epochs: [AtomicU32; 2],
-    /// `SyncRounds::leading`, readable without the lock (a woken committer's fast path).
+    /// Whether a leader is syncing now. Written only under `syncing` (with the round it
+    /// leads); read there, and without the lock by a woken committer's fast path.
     leading: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -220,15 +221,13 @@ impl fmt::Debug for Wal {
 /// The group-commit state ([`Inner::sync`]).
 #[derive(Debug, Default)]
 struct SyncRounds {
-    /// Whether a leader is syncing now.
-    leading: bool,
     /// The number of the current (or last) round.
     round: u64,
     /// The last LSN appended when the current round started: the round makes it durable.
     covering: Lsn,
 }
 
-/// Which of the two round condition variables round `round` uses.
+/// Which of the two round futexes (`Inner::round_epochs`) round `round` uses.
 fn parity(round: u64) -> usize {
     (round % 2) as usize
 }
@@ -940,13 +939,12 @@ impl Inner {
             self.check_poison()?;
             let durable = self.durable_lsn.load(Ordering::Acquire);
             if durable >= upto {
-                if waited && !rounds.leading {
+                if waited && !self.leading.load(Ordering::Acquire) {
                     self.pass_on(&rounds, durable);
                 }
                 return Ok(());
             }
-            if !rounds.leading {
-                rounds.leading = true;
+            if !self.leading.load(Ordering::Acquire) {
                 self.leading.store(true, Ordering::Release);
                 rounds.round += 1;
                 let gather = self.last_group.load(Ordering::Relaxed) > 1;
@@ -989,8 +987,7 @@ impl Inner {
         }
         let result = self.lead_sync();
         let (round, covering) = {
-            let mut rounds = lock(&self.syncing);
-            rounds.leading = false;
+            let rounds = lock(&self.syncing);
             self.leading.store(false, Ordering::Release);
             (rounds.round, rounds.covering)
         };
@@ -1024,8 +1021,11 @@ impl Inner {
         atomic_wait::wake_one(epoch);
     }
 
-    /// Called by a committer woken (perhaps to lead) that turned out done: a round wrote more
-    /// than it covered. Passes the wake-up on while records wait and nobody leads.
+    /// Called by a committer woken (perhaps to lead) that turned out done, and nobody leads:
+    /// durability rose outside a round (a roll-over in an appender's flush syncs the sealed
+    /// segment), so the wake-up meant for a leader may have reached a committer that no
+    /// longer needs one. Passes it on while records wait. (A round that wrote more than it
+    /// covered wakes the next round's committers itself, in `sync`.)
     fn pass_on(&self, rounds: &SyncRounds, durable: Lsn) {
         if self.last_lsn.load(Ordering::Acquire) > durable {
             self.wake_next_leader(rounds.round + 1);
