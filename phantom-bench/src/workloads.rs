@@ -222,30 +222,7 @@ impl Bench {
                 let store = systems::open(kind, dir.path())?;
                 let store: &dyn Store = &*store;
                 let start = Instant::now();
-                let lat = std::thread::scope(|s| -> Result<Vec<f64>> {
-                    let handles: Vec<_> = (0..threads)
-                        .map(|t| {
-                            s.spawn(move || -> Result<Vec<f64>> {
-                                let mut lat = Vec::with_capacity(per);
-                                for i in 0..per {
-                                    let row = Row::new((t * per + i) as i64);
-                                    let at = Instant::now();
-                                    store.insert_one(&row)?;
-                                    lat.push(ms(at.elapsed()));
-                                }
-                                Ok(lat)
-                            })
-                        })
-                        .collect();
-                    let mut all = Vec::new();
-                    for h in handles {
-                        match h.join() {
-                            Ok(r) => all.extend(r?),
-                            Err(_) => bail!("a W2 writer thread panicked"),
-                        }
-                    }
-                    Ok(all)
-                })?;
+                let lat = concurrent_commits(store, threads, per)?;
                 let secs = start.elapsed().as_secs_f64();
                 self.latencies("W2", kind.name(), threads * per, secs, &lat);
             }
@@ -722,31 +699,41 @@ pub(crate) fn child_single_commits_main(dir: &Path) -> Result<String> {
     Ok(serde_json::json!({ "rows": Sizes::FULL.w3_rows }).to_string())
 }
 
+/// W2's writers: `threads` threads of `per` durable single-row commits each into `store`
+/// (thread `t` inserts ids `t * per ..`); returns every commit's latency in ms.
+fn concurrent_commits(store: &dyn Store, threads: usize, per: usize) -> Result<Vec<f64>> {
+    std::thread::scope(|s| -> Result<Vec<f64>> {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> Result<Vec<f64>> {
+                    let mut lat = Vec::with_capacity(per);
+                    for i in 0..per {
+                        let row = Row::new((t * per + i) as i64);
+                        let at = Instant::now();
+                        store.insert_one(&row)?;
+                        lat.push(ms(at.elapsed()));
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(r) => all.extend(r?),
+                Err(_) => bail!("a writer thread panicked"),
+            }
+        }
+        Ok(all)
+    })
+}
+
 /// W2's shape on its own: `threads` writers of `per` durable single-row commits each.
 pub(crate) fn child_group_commits_main(dir: &Path, threads: usize, per: usize) -> Result<String> {
     let store = Phantom::open(dir)?;
     let cpu = crate::measure::cpu_seconds();
     let start = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let store = &store;
-                s.spawn(move || -> Result<()> {
-                    for i in 0..per {
-                        store.insert_one(&Row::new((t * per + i) as i64))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            match h.join() {
-                Ok(r) => r?,
-                Err(_) => bail!("a writer thread panicked"),
-            }
-        }
-        Ok(())
-    })?;
+    concurrent_commits(&store, threads, per)?;
     let secs = start.elapsed().as_secs_f64();
     let cpu = crate::measure::cpu_seconds() - cpu;
     let stats = store
